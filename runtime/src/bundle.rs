@@ -1,0 +1,254 @@
+//! Reading a bundle, rejecting bad ones with a one-line reason, and adapting what this host
+//! cannot honour the way runc does (kernel memory limits, rlimits above the hard limit, the
+//! systemd cgroup path form on a v1 host).
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use oci_spec::runtime::{LinuxMemoryBuilder, PosixRlimit, PosixRlimitBuilder, Spec};
+
+/// A bundle ready for libcontainer: either the user's own, or, when the spec had to be
+/// adapted, a derived config.json under the state root (the user's bundle is never written).
+pub struct Prepared {
+    /// The user's bundle, absolute; what `state` reports.
+    pub bundle: PathBuf,
+    /// The directory libcontainer reads config.json from.
+    pub effective: PathBuf,
+    derived: Option<PathBuf>,
+}
+
+impl Prepared {
+    pub fn is_derived(&self) -> bool {
+        self.derived.is_some()
+    }
+}
+
+impl Drop for Prepared {
+    fn drop(&mut self) {
+        // libcontainer keeps its own copy of the config in the state dir once created.
+        if let Some(dir) = &self.derived {
+            let _ = fs::remove_dir_all(dir);
+        }
+    }
+}
+
+pub fn load_spec(bundle: &Path) -> Result<Spec> {
+    let path = bundle.join("config.json");
+    let raw = fs::read(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            anyhow::anyhow!("bundle {}: config.json not found", bundle.display())
+        }
+        _ => anyhow::anyhow!("reading {}: {e}", path.display()),
+    })?;
+    let spec: Spec = serde_json::from_slice(&raw)
+        .map_err(|e| anyhow::anyhow!("invalid {}: {e}", path.display()))?;
+    validate(&spec, bundle)?;
+    Ok(spec)
+}
+
+fn validate(spec: &Spec, bundle: &Path) -> Result<()> {
+    if !spec.version().starts_with("1.") {
+        bail!("config.json: unsupported ociVersion {:?} (need 1.x)", spec.version());
+    }
+    let root = spec.root().as_ref().context("config.json: root is missing")?;
+    let rootfs = bundle.join(root.path());
+    if !rootfs.is_dir() {
+        bail!("rootfs {} does not exist or is not a directory", rootfs.display());
+    }
+    let process = spec.process().as_ref().context("config.json: process is missing")?;
+    if process.args().as_ref().map_or(true, |a| a.is_empty()) {
+        bail!("config.json: process.args must not be empty");
+    }
+    if !process.cwd().is_absolute() {
+        bail!("config.json: process.cwd {:?} must be absolute", process.cwd());
+    }
+    Ok(())
+}
+
+pub fn prepare(state_root: &Path, id: &str, bundle: &Path, systemd: bool) -> Result<Prepared> {
+    let bundle = fs::canonicalize(bundle)
+        .map_err(|e| anyhow::anyhow!("bundle {}: {e}", bundle.display()))?;
+    let mut spec = load_spec(&bundle)?;
+    if !adapt(&mut spec, id, systemd, cgroup_v1_host()) {
+        return Ok(Prepared { effective: bundle.clone(), bundle, derived: None });
+    }
+    // Relative paths in the derived spec must still point into the user's bundle.
+    if let Some(mut root) = spec.root().clone() {
+        root.set_path(bundle.join(root.path()));
+        spec.set_root(Some(root));
+    }
+    let dir = state_root.join(format!(".bundle-{id}"));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let prepared = Prepared { bundle, effective: dir.clone(), derived: Some(dir.clone()) };
+    fs::write(dir.join("config.json"), serde_json::to_vec(&spec)?)
+        .with_context(|| format!("writing {}", dir.display()))?;
+    Ok(prepared)
+}
+
+fn cgroup_v1_host() -> bool {
+    // cgroup2 mounted at /sys/fs/cgroup means a unified host; anything else is v1 or hybrid.
+    nix::sys::statfs::statfs("/sys/fs/cgroup")
+        .map(|s| s.filesystem_type() != nix::sys::statfs::CGROUP2_SUPER_MAGIC)
+        .unwrap_or(false)
+}
+
+/// Changes the spec where this host cannot honour it as written. Returns whether it changed.
+fn adapt(spec: &mut Spec, id: &str, systemd: bool, v1_host: bool) -> bool {
+    let mut changed = false;
+    if let Some(linux) = spec.linux_mut() {
+        // runc ignores kernel memory limits; kernels >= 5.16 reject the write.
+        if let Some(res) = linux.resources_mut() {
+            if let Some(mem) = res.memory() {
+                if mem.kernel().is_some() || mem.kernel_tcp().is_some() {
+                    let mut m = LinuxMemoryBuilder::default().build().unwrap();
+                    m.set_limit(mem.limit());
+                    m.set_reservation(mem.reservation());
+                    m.set_swap(mem.swap());
+                    m.set_swappiness(mem.swappiness());
+                    m.set_disable_oom_killer(mem.disable_oom_killer());
+                    m.set_use_hierarchy(mem.use_hierarchy());
+                    m.set_check_before_update(mem.check_before_update());
+                    tracing::debug!("ignoring linux.resources.memory.kernel/kernelTCP as runc does");
+                    res.set_memory(Some(m));
+                    changed = true;
+                }
+            }
+        }
+        let path = linux.cgroups_path().clone();
+        let new_path = match path {
+            None if systemd => Some(PathBuf::from(format!("system.slice:berth:{id}"))),
+            None => Some(PathBuf::from(format!("/{id}"))),
+            Some(p) => Some(p),
+        };
+        let new_path = new_path.map(|p| if v1_host { systemd_to_cgroupfs(&p) } else { p });
+        if new_path != *linux.cgroups_path() {
+            linux.set_cgroups_path(new_path);
+            changed = true;
+        }
+    }
+    if let Some(process) = spec.process_mut() {
+        if let Some(rlimits) = process.rlimits() {
+            let clamped: Vec<PosixRlimit> = rlimits.iter().map(clamp_rlimit).collect();
+            if clamped != *rlimits {
+                process.set_rlimits(Some(clamped));
+                changed = true;
+            }
+        }
+    }
+    changed
+}
+
+/// `slice:prefix:name` is the systemd driver's form. On a v1 host libcgroups only drives
+/// cgroupfs, so place the container where systemd would have: /slice/prefix-name.scope.
+fn systemd_to_cgroupfs(p: &Path) -> PathBuf {
+    let s = p.to_string_lossy();
+    if s.starts_with('/') {
+        return p.to_path_buf();
+    }
+    let parts: Vec<&str> = s.split(':').collect();
+    match parts.as_slice() {
+        [slice, prefix, name] => {
+            let slice = if slice.is_empty() { "system.slice" } else { slice };
+            let scope = if prefix.is_empty() {
+                format!("{name}.scope")
+            } else {
+                format!("{prefix}-{name}.scope")
+            };
+            PathBuf::from(format!("/{slice}/{scope}"))
+        }
+        _ => PathBuf::from(format!("/{s}")),
+    }
+}
+
+/// Without CAP_SYS_RESOURCE no process can raise a hard limit, so asking for more than ours
+/// would fail the container; take what we have and say so.
+fn clamp_rlimit(r: &PosixRlimit) -> PosixRlimit {
+    let res = nix::sys::resource::Resource::try_from_oci(r);
+    let Some((_, cur_hard)) = res.and_then(|res| nix::sys::resource::getrlimit(res).ok()) else {
+        return r.clone();
+    };
+    if r.hard() <= cur_hard {
+        return r.clone();
+    }
+    let hard = cur_hard;
+    let soft = r.soft().min(hard);
+    tracing::warn!(
+        "rlimit {:?} {}:{} exceeds the hard limit {} this runtime runs with; clamped to {}:{}",
+        r.typ(),
+        r.soft(),
+        r.hard(),
+        cur_hard,
+        soft,
+        hard
+    );
+    PosixRlimitBuilder::default().typ(r.typ()).soft(soft).hard(hard).build().unwrap_or(r.clone())
+}
+
+trait FromOci: Sized {
+    fn try_from_oci(r: &PosixRlimit) -> Option<Self>;
+}
+
+impl FromOci for nix::sys::resource::Resource {
+    fn try_from_oci(r: &PosixRlimit) -> Option<Self> {
+        use nix::sys::resource::Resource as R;
+        use oci_spec::runtime::PosixRlimitType as T;
+        Some(match r.typ() {
+            T::RlimitAs => R::RLIMIT_AS,
+            T::RlimitCore => R::RLIMIT_CORE,
+            T::RlimitCpu => R::RLIMIT_CPU,
+            T::RlimitData => R::RLIMIT_DATA,
+            T::RlimitFsize => R::RLIMIT_FSIZE,
+            T::RlimitLocks => R::RLIMIT_LOCKS,
+            T::RlimitMemlock => R::RLIMIT_MEMLOCK,
+            T::RlimitMsgqueue => R::RLIMIT_MSGQUEUE,
+            T::RlimitNice => R::RLIMIT_NICE,
+            T::RlimitNofile => R::RLIMIT_NOFILE,
+            T::RlimitNproc => R::RLIMIT_NPROC,
+            T::RlimitRss => R::RLIMIT_RSS,
+            T::RlimitRtprio => R::RLIMIT_RTPRIO,
+            T::RlimitRttime => R::RLIMIT_RTTIME,
+            T::RlimitSigpending => R::RLIMIT_SIGPENDING,
+            T::RlimitStack => R::RLIMIT_STACK,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn systemd_paths_become_scopes_on_v1() {
+        assert_eq!(
+            systemd_to_cgroupfs(Path::new("system.slice:docker:abc")),
+            PathBuf::from("/system.slice/docker-abc.scope")
+        );
+        assert_eq!(systemd_to_cgroupfs(Path::new("/a/b")), PathBuf::from("/a/b"));
+        assert_eq!(
+            systemd_to_cgroupfs(Path::new(":berth:x")),
+            PathBuf::from("/system.slice/berth-x.scope")
+        );
+    }
+
+    #[test]
+    fn kernel_memory_is_dropped_and_rlimits_clamped() {
+        let mut spec: Spec = serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "root": {"path": "rootfs"},
+            "process": {"cwd": "/", "args": ["true"], "user": {"uid": 0, "gid": 0},
+                "rlimits": [{"type": "RLIMIT_NOFILE", "soft": u64::MAX, "hard": u64::MAX}]},
+            "linux": {"cgroupsPath": "/x", "resources": {"memory": {"limit": 1048576, "kernel": 1048576}}}
+        }))
+        .unwrap();
+        assert!(adapt(&mut spec, "x", false, false));
+        let mem = spec.linux().as_ref().unwrap().resources().as_ref().unwrap().memory().unwrap();
+        assert_eq!(mem.kernel(), None);
+        assert_eq!(mem.limit(), Some(1048576));
+        let (_, hard) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
+        let r = &spec.process().as_ref().unwrap().rlimits().as_ref().unwrap()[0];
+        assert_eq!((r.soft(), r.hard()), (hard, hard));
+        // Nothing left to adapt the second time.
+        assert!(!adapt(&mut spec, "x", false, false));
+    }
+}

@@ -1,0 +1,105 @@
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::syscall::syscall::SyscallType;
+use libcontainer::workload::default::DefaultExecutor;
+use nix::sys::wait::{waitpid, WaitStatus};
+use oci_spec::runtime::{ProcessBuilder, UserBuilder};
+
+use crate::cli::{Exec, Global};
+
+pub fn run(g: &Global, a: Exec) -> Result<i32> {
+    let c = super::load(&g.root, &a.id)?;
+    if a.process.is_none() && a.command.is_empty() {
+        bail!("exec needs a command or --process FILE");
+    }
+    let (uid, gid) = parse_user(a.user.as_deref())?;
+    let env: HashMap<String, String> = a
+        .env
+        .iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) => Ok((k.to_string(), v.to_string())),
+            None => bail!("invalid --env {kv:?}: use KEY=VALUE"),
+        })
+        .collect::<Result<_>>()?;
+    let pid_file = super::absolute(&a.pid_file)?;
+    let console_socket = super::absolute(&a.console_socket)?;
+
+    // libcontainer only takes a terminal from a process file, so `-t ARGS` becomes one.
+    let mut tmp_process: Option<PathBuf> = None;
+    let process = match (&a.process, a.tty) {
+        (Some(p), _) => Some(p.clone()),
+        (None, false) => None,
+        (None, true) => {
+            let mut user = UserBuilder::default().uid(uid.unwrap_or(0)).gid(gid.unwrap_or(0));
+            if !a.additional_gids.is_empty() {
+                user = user.additional_gids(a.additional_gids.clone());
+            }
+            let mut envs: Vec<String> = vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(), "TERM=xterm".into()];
+            envs.extend(a.env.iter().cloned());
+            let p = ProcessBuilder::default()
+                .terminal(true)
+                .args(a.command.clone())
+                .env(envs)
+                .cwd(a.cwd.clone().unwrap_or_else(|| PathBuf::from("/")))
+                .user(user.build()?)
+                .no_new_privileges(a.no_new_privs)
+                .build()?;
+            let path = c.root.join(format!("exec-process-{}.json", std::process::id()));
+            std::fs::write(&path, serde_json::to_vec(&p)?).context("writing exec process file")?;
+            tmp_process = Some(path.clone());
+            Some(path)
+        }
+    };
+
+    let result = ContainerBuilder::new(a.id.clone(), SyscallType::default())
+        .with_executor(DefaultExecutor {})
+        .with_root_path(&g.root)?
+        .with_console_socket(console_socket)
+        .with_pid_file(pid_file)?
+        .with_preserved_fds(a.preserve_fds)
+        .validate_id()?
+        .as_tenant()
+        .with_detach(a.detach)
+        .with_cwd(if process.is_some() { None } else { a.cwd.clone() })
+        .with_env(if process.is_some() { HashMap::new() } else { env })
+        .with_process(process)
+        .with_no_new_privs(a.no_new_privs)
+        .with_container_args(a.command.clone())
+        .with_additional_gids(a.additional_gids.clone())
+        .with_user(uid)
+        .with_group(gid)
+        .with_capabilities(a.cap.clone())
+        .with_ignore_paused(a.ignore_paused)
+        .with_sub_cgroup(a.cgroup.clone())
+        .with_process_label(a.process_label.clone())
+        .with_apparmor(a.apparmor.clone())
+        .build();
+    if let Some(p) = tmp_process {
+        let _ = std::fs::remove_file(p);
+    }
+    let pid = result?;
+    if a.detach {
+        return Ok(0);
+    }
+    match waitpid(pid, None)? {
+        WaitStatus::Exited(_, code) => Ok(code),
+        WaitStatus::Signaled(_, sig, _) => Ok(128 + sig as i32),
+        _ => Ok(0),
+    }
+}
+
+/// runc's `-u UID[:GID]`.
+fn parse_user(u: Option<&str>) -> Result<(Option<u32>, Option<u32>)> {
+    let Some(u) = u else { return Ok((None, None)) };
+    let (uid, gid) = match u.split_once(':') {
+        Some((a, b)) => (a, Some(b)),
+        None => (u, None),
+    };
+    let bad = || anyhow::anyhow!("invalid --user {u:?}: use UID[:GID] (numbers)");
+    let uid = uid.parse::<u32>().map_err(|_| bad())?;
+    let gid = gid.map(|g| g.parse::<u32>().map_err(|_| bad())).transpose()?;
+    Ok((Some(uid), gid))
+}

@@ -1,0 +1,78 @@
+//! One file per runc subcommand; each parses nothing and returns the process exit code.
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use libcgroups::common::{AnyCgroupManager, CgroupConfig};
+use libcontainer::container::Container;
+
+pub mod checkpoint;
+pub mod create;
+pub mod delete;
+pub mod events;
+pub mod exec;
+pub mod features;
+pub mod kill;
+pub mod list;
+pub mod pause;
+pub mod ps;
+pub mod run;
+pub mod spec;
+pub mod start;
+pub mod state;
+pub mod update;
+
+/// runc's rule for IDs; it also keeps an ID from naming a path outside --root.
+pub fn validate_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id != "."
+        && id != ".."
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || "_+-.".contains(c));
+    if !ok {
+        bail!("invalid container id {id:?}: use letters, digits, '_', '+', '-' and '.'");
+    }
+    Ok(())
+}
+
+pub fn container_dir(root: &Path, id: &str) -> Result<PathBuf> {
+    validate_id(id)?;
+    Ok(root.join(id))
+}
+
+pub fn load(root: &Path, id: &str) -> Result<Container> {
+    let dir = container_dir(root, id)?;
+    if !dir.join("state.json").exists() {
+        bail!("container {id} does not exist");
+    }
+    Container::load(dir).with_context(|| format!("loading state of container {id}"))
+}
+
+pub fn cgroup_manager(container: &Container) -> Result<AnyCgroupManager> {
+    let config = container.spec().context("reading the container's saved config")?;
+    libcgroups::common::create_cgroup_manager(CgroupConfig {
+        cgroup_path: config.cgroup_path,
+        systemd_cgroup: container.systemd(),
+        container_name: container.id().to_string(),
+    })
+    .context("opening the container's cgroup")
+}
+
+/// Makes a path absolute against the current directory before `create` changes into the bundle.
+pub fn absolute(p: &Option<PathBuf>) -> Result<Option<PathBuf>> {
+    Ok(match p {
+        Some(p) if p.is_relative() => Some(std::env::current_dir()?.join(p)),
+        other => other.clone(),
+    })
+}
+
+pub fn ensure_root(root: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if !root.is_dir() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(root)
+            .with_context(|| format!("creating state root {}", root.display()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,53 @@
+use anyhow::{Context, Result};
+use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use crate::cli::{Global, Run};
+
+pub fn run(g: &Global, a: Run) -> Result<i32> {
+    // Foreground: the container's exit is our exit, so we must be the one to reap it.
+    if !a.detach {
+        nix::sys::prctl::set_child_subreaper(true).context("becoming child subreaper")?;
+    }
+    let mut c = super::create::build(g, &a.opts, &a.id, a.detach)?;
+    if let Err(e) = c.start() {
+        let _ = c.delete(true);
+        return Err(e.into());
+    }
+    if a.detach {
+        return Ok(0);
+    }
+    let pid = c.pid().context("container has no pid after start")?;
+    let code = forward_and_wait(pid);
+    if !a.keep {
+        if let Ok(mut c) = super::load(&g.root, &a.id) {
+            c.delete(true)?;
+        }
+    }
+    code
+}
+
+/// Relays signals to the container and returns its exit code as a shell reports it.
+fn forward_and_wait(init: Pid) -> Result<i32> {
+    let all = SigSet::all();
+    all.thread_block()?;
+    loop {
+        match all.wait()? {
+            Signal::SIGCHLD => loop {
+                match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                    Ok(WaitStatus::Exited(pid, code)) if pid == init => return Ok(code),
+                    Ok(WaitStatus::Signaled(pid, sig, _)) if pid == init => {
+                        return Ok(128 + sig as i32)
+                    }
+                    Ok(WaitStatus::StillAlive) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            },
+            Signal::SIGWINCH | Signal::SIGURG => {}
+            sig => {
+                let _ = kill(init, sig);
+            }
+        }
+    }
+}

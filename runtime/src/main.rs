@@ -1,0 +1,60 @@
+//! berth-runtime: a runc-compatible OCI runtime over libcontainer.
+mod bundle;
+mod cli;
+mod commands;
+mod logging;
+mod signal;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+
+fn main() {
+    let cli = Cli::parse();
+    // CVE-2019-5736: a process inside the container could open our /proc/PID/exe and
+    // overwrite the host binary. Commands that enter a container run from a sealed memfd copy.
+    if matches!(cli.command, Command::Create(_) | Command::Run(_) | Command::Exec(_)) {
+        if let Err(e) = pentacle::ensure_sealed() {
+            eprintln!("berth-runtime: cannot re-execute from a sealed copy of itself: {e}");
+            std::process::exit(1);
+        }
+    }
+    let log_to_file = logging::init(&cli.global);
+    let code = match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            // One line, naming the problem: libcontainer errors may span lines.
+            let msg = format!("{e:#}").replace('\n', " ");
+            tracing::error!("{msg}");
+            if log_to_file || !tracing::enabled!(tracing::Level::ERROR) {
+                eprintln!("berth-runtime: {msg}");
+            }
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<i32> {
+    use commands::*;
+    let g = &cli.global;
+    match cli.command {
+        Command::Create(a) => create::run(g, a),
+        Command::Start(a) => start::run(g, a),
+        Command::Run(a) => run::run(g, a),
+        Command::State(a) => state::run(g, a),
+        Command::Kill(a) => kill::run(g, a),
+        Command::Delete(a) => delete::run(g, a),
+        Command::Exec(a) => exec::run(g, a),
+        Command::Ps(a) => ps::run(g, a),
+        Command::Pause(a) => pause::pause(g, a),
+        Command::Resume(a) => pause::resume(g, a),
+        Command::Events(a) => events::run(g, a),
+        Command::List(a) => list::run(g, a),
+        Command::Spec(a) => spec::run(a, g.rootless.as_deref().is_some_and(|v| v != "false")),
+        Command::Update(a) => update::run(g, a),
+        Command::Features => features::run(),
+        Command::Checkpoint(a) => checkpoint::checkpoint(g, a),
+        Command::Restore(a) => checkpoint::restore(g, a),
+    }
+}

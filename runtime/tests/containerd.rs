@@ -1,0 +1,679 @@
+//! berth-runtime under real containerd 1.6: containerd's stock runc shim
+//! (`io.containerd.runc.v2`) drives berth-runtime through `ctr run --runc-binary`.
+//!
+//! Each test starts its own containerd as a child process with a private config
+//! (root, state, sockets and the runtime's `--root` all under one temp dir, CRI
+//! and other unneeded plugins off), imports a busybox image it builds itself
+//! with umoci, and drives containers with `ctr`. A [`Containerd`] guard undoes
+//! everything on drop, also when a test fails: tasks, shims, container
+//! processes, mounts under the temp dir, the namespace's cgroups, shim sockets.
+//!
+//! Needs root, `containerd`, `ctr`, `containerd-shim-runc-v2`, `umoci` and a
+//! static busybox. Skips (with a printed reason) only when containerd or ctr
+//! is not installed.
+//!
+//! `BERTH_TEST_RUNTIME=/usr/sbin/runc` runs the same tests against another
+//! runc-compatible binary, to compare.
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::fs;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const IMAGE: &str = "berth.test/busybox:latest";
+const CTR_TIMEOUT: Duration = Duration::from_secs(60);
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+static SEQ: AtomicUsize = AtomicUsize::new(0);
+
+// ---------------------------------------------------------------------------
+// small helpers
+
+fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/bin", "/sbin", "/bin"].iter().map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+fn runtime_binary() -> PathBuf {
+    match std::env::var_os("BERTH_TEST_RUNTIME") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => PathBuf::from(env!("CARGO_BIN_EXE_berth-runtime")),
+    }
+}
+
+/// Runs `cmd` to completion, killing it after `timeout` so a hung client
+/// fails the test instead of hanging it.
+fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Output {
+    let desc = format!("{cmd:?}");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {desc}: {e}"));
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let t_out = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let t_err = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("timed out after {timeout:?}: {desc}");
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    Output { status, stdout: t_out.join().unwrap(), stderr: t_err.join().unwrap() }
+}
+
+fn check(cmd: Command) -> Output {
+    let desc = format!("{cmd:?}");
+    let out = run_with_timeout(cmd, CTR_TIMEOUT);
+    assert!(
+        out.status.success(),
+        "{desc} failed with {}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn code(st: &ExitStatus) -> Option<i32> {
+    st.code()
+}
+
+// ---------------------------------------------------------------------------
+// the test image: static busybox in an OCI layout, made with umoci
+
+/// Builds `<dir>/image.tar`: an OCI image layout (tag `latest`) as a tar that
+/// `ctr images import --base-name berth.test/busybox` turns into [`IMAGE`].
+fn build_image(dir: &Path) -> PathBuf {
+    let umoci = which("umoci").expect("umoci is required to build the test image (apt-get install umoci)");
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .expect("a static busybox is required (apt-get install busybox-static)");
+
+    let rootfs = dir.join("image-rootfs");
+    let bin = rootfs.join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    fs::copy(&busybox, bin.join("busybox")).unwrap();
+    for applet in ["sh", "true", "false", "echo", "cat", "sleep", "ls", "ps", "id", "hostname", "kill"] {
+        std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
+    }
+    for d in ["proc", "sys", "dev", "tmp", "etc"] {
+        fs::create_dir_all(rootfs.join(d)).unwrap();
+    }
+
+    let layout = dir.join("image-layout");
+    let image = format!("{}:latest", layout.display());
+    let umoci_cmd = |args: &[&str]| {
+        let mut c = Command::new(&umoci);
+        c.args(args);
+        check(c);
+    };
+    umoci_cmd(&["init", "--layout", layout.to_str().unwrap()]);
+    umoci_cmd(&["new", "--image", &image]);
+    umoci_cmd(&["insert", "--image", &image, rootfs.to_str().unwrap(), "/"]);
+    umoci_cmd(&[
+        "config",
+        "--image",
+        &image,
+        "--config.cmd",
+        "/bin/sh",
+        "--config.env",
+        "PATH=/bin",
+        "--config.workingdir",
+        "/",
+    ]);
+    umoci_cmd(&["gc", "--layout", layout.to_str().unwrap()]);
+
+    let index = fs::read_to_string(layout.join("index.json")).unwrap();
+    assert!(
+        index.contains("\"org.opencontainers.image.ref.name\":\"latest\""),
+        "umoci index.json lacks the ref.name annotation ctr import needs: {index}"
+    );
+
+    let tar = dir.join("image.tar");
+    let mut c = Command::new("tar");
+    c.arg("-C").arg(&layout).arg("-cf").arg(&tar).arg(".");
+    check(c);
+    tar
+}
+
+// ---------------------------------------------------------------------------
+// a private containerd
+
+struct Containerd {
+    dir: PathBuf,
+    sock: PathBuf,
+    ns: String,
+    ctr: PathBuf,
+    runtime: PathBuf,
+    child: Option<Child>,
+}
+
+impl Containerd {
+    /// Starts containerd, or returns None (after printing why) when containerd
+    /// or ctr is not installed.
+    fn start() -> Option<Containerd> {
+        let (Some(containerd), Some(ctr)) = (which("containerd"), which("ctr")) else {
+            eprintln!("SKIP: containerd and ctr are not installed (apt-get install containerd)");
+            return None;
+        };
+        assert!(
+            which("containerd-shim-runc-v2").is_some(),
+            "containerd is installed but containerd-shim-runc-v2 is not on PATH"
+        );
+        assert_eq!(unsafe { libc::geteuid() }, 0, "this test needs root");
+        let runtime = runtime_binary();
+        assert!(runtime.is_file(), "runtime binary {} does not exist", runtime.display());
+
+        let n = SEQ.fetch_add(1, Ordering::SeqCst);
+        let id = format!("{}-{}", std::process::id(), n);
+        // Short path: unix socket paths are limited to 108 bytes.
+        let dir = std::env::temp_dir().join(format!("berth-ctrd-{id}"));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let sock = dir.join("c.sock");
+        let ns = format!("berth-test-{id}");
+
+        let config = format!(
+            r#"version = 2
+root = "{root}"
+state = "{state}"
+oom_score = 0
+disabled_plugins = [
+  "io.containerd.grpc.v1.cri",
+  "io.containerd.snapshotter.v1.aufs",
+  "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.zfs",
+  "io.containerd.snapshotter.v1.devmapper",
+  "io.containerd.internal.v1.tracing",
+  "io.containerd.tracing.processor.v1.otlp",
+  "io.containerd.internal.v1.opt",
+]
+
+[grpc]
+  address = "{sock}"
+
+[ttrpc]
+  address = "{sock}.ttrpc"
+
+[debug]
+  address = ""
+  level = "info"
+
+[metrics]
+  address = ""
+"#,
+            root = dir.join("root").display(),
+            state = dir.join("state").display(),
+            sock = sock.display(),
+        );
+        fs::write(dir.join("config.toml"), config).unwrap();
+        let log = fs::File::create(dir.join("containerd.log")).unwrap();
+
+        let child = Command::new(&containerd)
+            .arg("--config")
+            .arg(dir.join("config.toml"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn containerd");
+
+        let mut cd = Containerd { dir, sock, ns, ctr, runtime, child: Some(child) };
+
+        // Wait until it answers.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(st) = cd.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("containerd exited early with {st}; log:\n{}", cd.log_tail(40));
+            }
+            if cd.sock.exists() {
+                let out = run_with_timeout(cd.ctr_cmd(&["version"]), Duration::from_secs(10));
+                if out.status.success() {
+                    break;
+                }
+            }
+            if Instant::now() > deadline {
+                panic!("containerd did not come up in 30s; log:\n{}", cd.log_tail(40));
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+
+        let tar = build_image(&cd.dir);
+        let out = cd.ctr_ok(&[
+            "images",
+            "import",
+            "--base-name",
+            "berth.test/busybox",
+            tar.to_str().unwrap(),
+        ]);
+        let ls = cd.ctr_ok(&["images", "ls", "-q"]);
+        assert!(
+            text(&ls.stdout).lines().any(|l| l.trim() == IMAGE),
+            "image {IMAGE} not present after import; import said: {}{}; images: {}",
+            text(&out.stdout),
+            text(&out.stderr),
+            text(&ls.stdout)
+        );
+        Some(cd)
+    }
+
+    fn runc_root(&self) -> PathBuf {
+        self.dir.join("runtime-root")
+    }
+
+    fn ctr_cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.ctr);
+        c.arg("--address").arg(&self.sock).arg("--namespace").arg(&self.ns).args(args);
+        c
+    }
+
+    fn ctr(&self, args: &[&str]) -> Output {
+        run_with_timeout(self.ctr_cmd(args), CTR_TIMEOUT)
+    }
+
+    fn ctr_ok(&self, args: &[&str]) -> Output {
+        check(self.ctr_cmd(args))
+    }
+
+    /// `ctr run` with the runtime under test and its state kept in our dir.
+    fn run_args<'a>(&'a self, extra: &[&'a str], id: &'a str, argv: &[&'a str]) -> Vec<String> {
+        let mut v: Vec<String> = vec![
+            "run".into(),
+            "--runc-binary".into(),
+            self.runtime.display().to_string(),
+            "--runc-root".into(),
+            self.runc_root().display().to_string(),
+        ];
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v.push(IMAGE.into());
+        v.push(id.into());
+        v.extend(argv.iter().map(|s| s.to_string()));
+        v
+    }
+
+    fn tasks(&self) -> HashMap<String, (u32, String)> {
+        let out = self.ctr_ok(&["task", "ls"]);
+        text(&out.stdout)
+            .lines()
+            .skip(1)
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.len() >= 3).then(|| (f[0].to_string(), (f[1].parse().unwrap_or(0), f[2].to_string())))
+            })
+            .collect()
+    }
+
+    fn task_status(&self, id: &str) -> Option<String> {
+        self.tasks().get(id).map(|t| t.1.clone())
+    }
+
+    fn wait_status(&self, id: &str, want: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let st = self.task_status(id);
+            if st.as_deref() == Some(want) {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!("task {id} did not reach {want} within {timeout:?}; it is {st:?}\n{}", self.log_tail(30));
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn containers(&self) -> Vec<String> {
+        text(&self.ctr_ok(&["containers", "ls", "-q"]).stdout)
+            .lines()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect()
+    }
+
+    fn log_tail(&self, n: usize) -> String {
+        let s = fs::read_to_string(self.dir.join("containerd.log")).unwrap_or_default();
+        let lines: Vec<&str> = s.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
+    /// Directories of this namespace's cgroups, one per mounted hierarchy.
+    fn ns_cgroups(&self) -> Vec<PathBuf> {
+        let Ok(rd) = fs::read_dir(CGROUP_ROOT) else { return vec![] };
+        rd.flatten()
+            .map(|e| e.path().join(&self.ns))
+            .filter(|p| p.is_dir())
+            .collect()
+    }
+
+    fn container_cgroup_exists(&self, id: &str) -> Option<PathBuf> {
+        self.ns_cgroups().into_iter().map(|p| p.join(id)).find(|p| p.is_dir())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// cleanup, run even when a test panics
+
+fn cgroup_dirs_depth_first(root: &Path, out: &mut Vec<PathBuf>) {
+    if let Ok(rd) = fs::read_dir(root) {
+        for e in rd.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                cgroup_dirs_depth_first(&e.path(), out);
+            }
+        }
+    }
+    out.push(root.to_path_buf());
+}
+
+fn kill_pid(pid: i32) {
+    if pid > 1 {
+        // SAFETY: plain kill(2) on a pid we found in our own cgroup/cmdline scan.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+}
+
+/// Unix socket paths held open by `pid` (via /proc/net/unix inodes).
+fn unix_socket_paths(pid: i32) -> Vec<PathBuf> {
+    let mut inodes = Vec::new();
+    if let Ok(rd) = fs::read_dir(format!("/proc/{pid}/fd")) {
+        for e in rd.flatten() {
+            if let Ok(l) = fs::read_link(e.path()) {
+                let l = l.to_string_lossy().into_owned();
+                if let Some(i) = l.strip_prefix("socket:[").and_then(|s| s.strip_suffix(']')) {
+                    inodes.push(i.to_string());
+                }
+            }
+        }
+    }
+    let table = fs::read_to_string("/proc/net/unix").unwrap_or_default();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() >= 8 && inodes.iter().any(|i| i == f[6]) && f[7].starts_with('/'))
+                .then(|| PathBuf::from(f[7]))
+        })
+        .collect()
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            eprintln!("--- containerd log (tail) ---\n{}\n---", self.log_tail(60));
+        }
+        let short = Duration::from_secs(15);
+
+        // 1. Ask containerd to tear down whatever is left, while it still runs.
+        if self.child.as_mut().map(|c| matches!(c.try_wait(), Ok(None))).unwrap_or(false) {
+            let ls = run_with_timeout(self.ctr_cmd(&["task", "ls", "-q"]), short);
+            for id in text(&ls.stdout).lines().map(str::trim).filter(|s| !s.is_empty()) {
+                let _ = run_with_timeout(self.ctr_cmd(&["task", "resume", id]), short);
+                let _ = run_with_timeout(self.ctr_cmd(&["task", "kill", "-a", "-s", "SIGKILL", id]), short);
+                let _ = run_with_timeout(self.ctr_cmd(&["task", "delete", "-f", id]), short);
+            }
+            let ls = run_with_timeout(self.ctr_cmd(&["containers", "ls", "-q"]), short);
+            for id in text(&ls.stdout).lines().map(str::trim).filter(|s| !s.is_empty()) {
+                let _ = run_with_timeout(self.ctr_cmd(&["containers", "rm", id]), short);
+            }
+        }
+
+        // 2. Stop containerd.
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+
+        // 3. Shims started for our containerd (they outlive it) and their sockets.
+        let addr = self.sock.as_os_str().as_bytes().to_vec();
+        if let Ok(rd) = fs::read_dir("/proc") {
+            for e in rd.flatten() {
+                let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+                let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else { continue };
+                let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+                let is_shim = args.first().map(|a| a.windows(15).any(|w| w == b"containerd-shim")).unwrap_or(false);
+                if is_shim && args.iter().any(|a| *a == addr.as_slice()) {
+                    for p in unix_socket_paths(pid) {
+                        if p.starts_with("/run/containerd/s") {
+                            let _ = fs::remove_file(p);
+                        }
+                    }
+                    kill_pid(pid);
+                }
+            }
+        }
+
+        // 4. Container processes left in the namespace's cgroups.
+        let cgroups = self.ns_cgroups();
+        for root in &cgroups {
+            let mut dirs = Vec::new();
+            cgroup_dirs_depth_first(root, &mut dirs);
+            for d in &dirs {
+                let _ = fs::write(d.join("freezer.state"), "THAWED");
+                for pid in fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default().lines() {
+                    kill_pid(pid.trim().parse().unwrap_or(0));
+                }
+            }
+        }
+
+        // 5. Mounts under our dir (rootfs overlays, shm...), deepest first.
+        let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let prefix = self.dir.to_string_lossy().into_owned();
+        let mut mounts: Vec<String> = mountinfo
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .map(|m| m.replace("\\040", " "))
+            .filter(|m| m == &prefix || m.starts_with(&format!("{prefix}/")))
+            .collect();
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in mounts {
+            let c = CString::new(m).unwrap();
+            // SAFETY: umount2 with a valid NUL-terminated path.
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
+
+        // 6. The namespace's cgroups (the runtime removes a container's own
+        //    cgroup; the /<ns> parent made for it stays behind).
+        for root in &cgroups {
+            let mut dirs = Vec::new();
+            cgroup_dirs_depth_first(root, &mut dirs);
+            for d in dirs {
+                for _ in 0..50 {
+                    if fs::remove_dir(&d).is_ok() || !d.exists() {
+                        break;
+                    }
+                    thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+
+        // 7. Files.
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// tests
+
+#[test]
+fn run_rm_returns_exit_code_and_output() {
+    let Some(cd) = Containerd::start() else { return };
+    let args = cd.run_args(&["--rm"], "exit7", &["sh", "-c", "echo hello-from-berth; exit 7"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = cd.ctr(&args);
+    assert_eq!(
+        code(&out.status),
+        Some(7),
+        "ctr run should exit with the container's code\nstdout: {}\nstderr: {}\n{}",
+        text(&out.stdout),
+        text(&out.stderr),
+        cd.log_tail(30)
+    );
+    assert!(text(&out.stdout).contains("hello-from-berth"), "stdout: {}", text(&out.stdout));
+
+    // --rm removed the task and the container, and the runtime its state.
+    assert!(cd.tasks().is_empty(), "tasks left: {:?}", cd.tasks());
+    assert!(cd.containers().is_empty(), "containers left: {:?}", cd.containers());
+    assert!(!cd.runc_root().join("exit7").exists(), "runtime state dir left behind");
+    assert_eq!(cd.container_cgroup_exists("exit7"), None, "container cgroup left behind");
+
+    // A zero exit is zero, too.
+    let args = cd.run_args(&["--rm"], "exit0", &["true"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = cd.ctr(&args);
+    assert_eq!(code(&out.status), Some(0), "stderr: {}", text(&out.stderr));
+}
+
+#[test]
+fn detached_exec_ps_kill_delete() {
+    let Some(cd) = Containerd::start() else { return };
+    let id = "detached";
+    // PID 1 ignores SIGTERM unless it handles it: trap it to a known code.
+    let script = "trap 'exit 42' TERM; while :; do sleep 0.1; done";
+    let args = cd.run_args(&["-d", "--null-io"], id, &["sh", "-c", script]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    cd.ctr_ok(&args);
+
+    cd.wait_status(id, "RUNNING", Duration::from_secs(10));
+    let init_pid = cd.tasks()[id].0;
+    assert!(init_pid > 1, "task pid {init_pid}");
+    assert!(Path::new(&format!("/proc/{init_pid}")).exists(), "init pid {init_pid} not alive");
+
+    // exec: output and exit code come back; it runs inside the container's
+    // pid and mount namespaces (its PID 1 is our shell loop).
+    let out = cd.ctr(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "e1",
+        id,
+        "sh",
+        "-c",
+        "echo out-$((6*7)); tr '\\0' ' ' < /proc/1/cmdline; echo; echo to-stderr >&2; exit 3",
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(code(&out.status), Some(3), "exec exit code; stdout: {stdout} stderr: {}", text(&out.stderr));
+    assert!(stdout.contains("out-42"), "exec stdout: {stdout}");
+    assert!(stdout.contains("trap 'exit 42' TERM"), "exec should see the container's PID 1: {stdout}");
+    assert!(text(&out.stderr).contains("to-stderr"), "exec stderr: {}", text(&out.stderr));
+
+    // A second exec with the same id after the first finished works too,
+    // and a zero exit is zero.
+    let out = cd.ctr(&["task", "exec", "--exec-id", "e1", id, "true"]);
+    assert_eq!(code(&out.status), Some(0), "stderr: {}", text(&out.stderr));
+
+    // ps lists the init process and a detached exec.
+    cd.ctr_ok(&["task", "exec", "-d", "--exec-id", "bg", id, "sleep", "300"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let pids = loop {
+        let out = cd.ctr_ok(&["task", "ps", id]);
+        let pids: Vec<u32> = text(&out.stdout)
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+            .collect();
+        if pids.len() >= 2 || Instant::now() > deadline {
+            break pids;
+        }
+        thread::sleep(Duration::from_millis(50));
+    };
+    assert!(pids.contains(&init_pid), "ps {pids:?} lacks init pid {init_pid}");
+    assert!(pids.len() >= 2, "ps should list init and the detached exec: {pids:?}");
+    let bg = *pids.iter().find(|p| **p != init_pid).unwrap();
+    let comm = fs::read_to_string(format!("/proc/{bg}/cmdline")).unwrap_or_default();
+    assert!(comm.contains("sleep") || comm.contains("sh"), "bg pid {bg} cmdline {comm:?}");
+
+    // A running task cannot be deleted.
+    let out = cd.ctr(&["task", "delete", id]);
+    assert!(!out.status.success(), "deleting a running task should fail");
+
+    // kill (SIGTERM by default) reaches PID 1's trap.
+    cd.ctr_ok(&["task", "kill", id]);
+    cd.wait_status(id, "STOPPED", Duration::from_secs(20));
+    assert!(
+        !Path::new(&format!("/proc/{bg}")).exists()
+            || fs::read_to_string(format!("/proc/{bg}/stat")).map(|s| s.contains(") Z")).unwrap_or(true),
+        "exec'd process {bg} outlived the container's PID 1"
+    );
+
+    let out = cd.ctr_ok(&["task", "delete", id]);
+    assert!(
+        text(&out.stderr).contains("exit code 42"),
+        "task delete should report the exit code 42 of the SIGTERM trap; stderr: {}",
+        text(&out.stderr)
+    );
+    assert!(!cd.tasks().contains_key(id), "task still listed after delete");
+    assert!(!cd.runc_root().join(id).exists(), "runtime state dir left after delete");
+    assert_eq!(cd.container_cgroup_exists(id), None, "container cgroup left after delete");
+
+    cd.ctr_ok(&["containers", "rm", id]);
+    assert!(cd.containers().is_empty(), "containers left: {:?}", cd.containers());
+}
+
+#[test]
+fn sigkill_pause_resume() {
+    let Some(cd) = Containerd::start() else { return };
+    let id = "pausing";
+    let args = cd.run_args(&["-d", "--null-io"], id, &["sleep", "1000"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    cd.ctr_ok(&args);
+    cd.wait_status(id, "RUNNING", Duration::from_secs(10));
+
+    cd.ctr_ok(&["task", "pause", id]);
+    cd.wait_status(id, "PAUSED", Duration::from_secs(10));
+    // The container's cgroup is frozen: v1 freezer, or cgroup.freeze on v2.
+    let v1 = Path::new(CGROUP_ROOT).join("freezer").join(&cd.ns).join(id).join("freezer.state");
+    let v2 = Path::new(CGROUP_ROOT).join(&cd.ns).join(id).join("cgroup.freeze");
+    let state = fs::read_to_string(&v1)
+        .map(|s| s.trim() == "FROZEN")
+        .or_else(|_| fs::read_to_string(&v2).map(|s| s.trim() == "1"))
+        .unwrap_or(false);
+    assert!(state, "paused task's cgroup is not frozen ({} / {})", v1.display(), v2.display());
+
+    cd.ctr_ok(&["task", "resume", id]);
+    cd.wait_status(id, "RUNNING", Duration::from_secs(10));
+
+    // sleep as PID 1 ignores SIGTERM; SIGKILL stops it with 137.
+    cd.ctr_ok(&["task", "kill", "-s", "SIGKILL", id]);
+    cd.wait_status(id, "STOPPED", Duration::from_secs(20));
+    let out = cd.ctr_ok(&["task", "delete", id]);
+    assert!(text(&out.stderr).contains("exit code 137"), "stderr: {}", text(&out.stderr));
+    cd.ctr_ok(&["containers", "rm", id]);
+    assert!(cd.containers().is_empty());
+}
