@@ -9,24 +9,40 @@ use oci_spec::runtime::{LinuxMemoryBuilder, PosixRlimit, PosixRlimitBuilder, Spe
 
 /// A bundle ready for libcontainer: either the user's own, or, when the spec had to be
 /// adapted, a derived config.json under the state root (the user's bundle is never written).
+/// libcontainer re-reads the bundle on every exec, so a derived bundle lives as long as the
+/// container; `state` reports the user's bundle, recorded in ORIGINAL_BUNDLE.
 pub struct Prepared {
     /// The user's bundle, absolute; what `state` reports.
     pub bundle: PathBuf,
     /// The directory libcontainer reads config.json from.
     pub effective: PathBuf,
+    pub spec: Spec,
     derived: Option<PathBuf>,
+    keep: bool,
+}
+
+/// In a container's state dir: the user's bundle path when libcontainer runs a derived one.
+pub const ORIGINAL_BUNDLE: &str = "berth-bundle";
+
+pub fn derived_dir(state_root: &Path, id: &str) -> PathBuf {
+    state_root.join(format!(".bundle-{id}"))
 }
 
 impl Prepared {
-    pub fn is_derived(&self) -> bool {
-        self.derived.is_some()
+    /// Call once the container exists: records the user's bundle beside libcontainer's state.
+    pub fn commit(&mut self, container_dir: &Path) -> Result<()> {
+        if self.derived.is_some() {
+            fs::write(container_dir.join(ORIGINAL_BUNDLE), self.bundle.as_os_str().as_encoded_bytes())
+                .context("recording the bundle path")?;
+        }
+        self.keep = true;
+        Ok(())
     }
 }
 
 impl Drop for Prepared {
     fn drop(&mut self) {
-        // libcontainer keeps its own copy of the config in the state dir once created.
-        if let Some(dir) = &self.derived {
+        if let (Some(dir), false) = (&self.derived, self.keep) {
             let _ = fs::remove_dir_all(dir);
         }
     }
@@ -69,20 +85,21 @@ pub fn prepare(state_root: &Path, id: &str, bundle: &Path, systemd: bool) -> Res
     let bundle = fs::canonicalize(bundle)
         .map_err(|e| anyhow::anyhow!("bundle {}: {e}", bundle.display()))?;
     let mut spec = load_spec(&bundle)?;
-    if !adapt(&mut spec, id, systemd, cgroup_v1_host()) {
-        return Ok(Prepared { effective: bundle.clone(), bundle, derived: None });
+    if !adapt(&mut spec, systemd, cgroup_v1_host()) {
+        return Ok(Prepared { effective: bundle.clone(), bundle, spec, derived: None, keep: false });
     }
     // Relative paths in the derived spec must still point into the user's bundle.
     if let Some(mut root) = spec.root().clone() {
         root.set_path(bundle.join(root.path()));
         spec.set_root(Some(root));
     }
-    let dir = state_root.join(format!(".bundle-{id}"));
+    let dir = derived_dir(state_root, id);
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let prepared = Prepared { bundle, effective: dir.clone(), derived: Some(dir.clone()) };
-    fs::write(dir.join("config.json"), serde_json::to_vec(&spec)?)
-        .with_context(|| format!("writing {}", dir.display()))?;
+    let raw = serde_json::to_vec(&spec)?;
+    let prepared =
+        Prepared { bundle, effective: dir.clone(), spec, derived: Some(dir.clone()), keep: false };
+    fs::write(dir.join("config.json"), raw).with_context(|| format!("writing {}", dir.display()))?;
     Ok(prepared)
 }
 
@@ -94,7 +111,7 @@ fn cgroup_v1_host() -> bool {
 }
 
 /// Changes the spec where this host cannot honour it as written. Returns whether it changed.
-fn adapt(spec: &mut Spec, id: &str, systemd: bool, v1_host: bool) -> bool {
+fn adapt(spec: &mut Spec, systemd: bool, v1_host: bool) -> bool {
     let mut changed = false;
     if let Some(linux) = spec.linux_mut() {
         // runc ignores kernel memory limits; kernels >= 5.16 reject the write.
@@ -115,13 +132,12 @@ fn adapt(spec: &mut Spec, id: &str, systemd: bool, v1_host: bool) -> bool {
                 }
             }
         }
-        let path = linux.cgroups_path().clone();
-        let new_path = match path {
-            None if systemd => Some(PathBuf::from(format!("system.slice:berth:{id}"))),
-            None => Some(PathBuf::from(format!("/{id}"))),
-            Some(p) => Some(p),
-        };
-        let new_path = new_path.map(|p| if v1_host { systemd_to_cgroupfs(&p) } else { p });
+        // No cgroupsPath: libcontainer's default (`:youki:ID`) is used as is, so that plain
+        // bundles need no derived copy. Only the systemd form on a v1 host is rewritten.
+        let new_path = linux
+            .cgroups_path()
+            .clone()
+            .map(|p| if v1_host && systemd { systemd_to_cgroupfs(&p) } else { p });
         if new_path != *linux.cgroups_path() {
             linux.set_cgroups_path(new_path);
             changed = true;
@@ -241,7 +257,7 @@ mod tests {
             "linux": {"cgroupsPath": "/x", "resources": {"memory": {"limit": 1048576, "kernel": 1048576}}}
         }))
         .unwrap();
-        assert!(adapt(&mut spec, "x", false, false));
+        assert!(adapt(&mut spec, false, false));
         let mem = spec.linux().as_ref().unwrap().resources().as_ref().unwrap().memory().unwrap();
         assert_eq!(mem.kernel(), None);
         assert_eq!(mem.limit(), Some(1048576));
@@ -249,6 +265,6 @@ mod tests {
         let r = &spec.process().as_ref().unwrap().rlimits().as_ref().unwrap()[0];
         assert_eq!((r.soft(), r.hard()), (hard, hard));
         // Nothing left to adapt the second time.
-        assert!(!adapt(&mut spec, "x", false, false));
+        assert!(!adapt(&mut spec, false, false));
     }
 }

@@ -17,6 +17,7 @@ struct RuncLog {
     out: Mutex<Box<dyn Write + Send>>,
     format: LogFormat,
     max: Level,
+    to_file: bool,
 }
 
 #[derive(Default)]
@@ -46,12 +47,12 @@ impl<S: Subscriber> Layer<S> for RuncLog {
     fn enabled(&self, meta: &tracing::Metadata<'_>, _: Context<'_, S>) -> bool {
         // libcontainer warns about every absent v1 controller on each call; keep its
         // warnings for --debug and show only its errors otherwise.
-        let max = if self.max < Level::DEBUG && is_library(meta.target()) {
-            Level::ERROR
-        } else {
-            self.max
-        };
-        *meta.level() <= max
+        // On stderr only our own one-line error is wanted; a log file keeps the library's
+        // errors too, before ours, which comes last for the shim to read.
+        if self.max < Level::DEBUG && is_library(meta.target()) {
+            return self.to_file && *meta.level() <= Level::ERROR;
+        }
+        *meta.level() <= self.max
     }
 
     fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
@@ -93,7 +94,7 @@ pub fn init(global: &Global) -> bool {
         },
         None => (Box::new(std::io::stderr()), false),
     };
-    let layer = RuncLog { out: Mutex::new(out), format: global.log_format, max };
+    let layer = RuncLog { out: Mutex::new(out), format: global.log_format, max, to_file };
     let _ = tracing_subscriber::registry().with(layer).try_init();
     to_file
 }

@@ -19,6 +19,8 @@ fn main() {
             std::process::exit(1);
         }
     }
+    // After a memfd re-exec our name is the fd number; ps should say who we are.
+    let _ = nix::sys::prctl::set_name(c"berth-runtime");
     let log_to_file = logging::init(&cli.global);
     let code = match dispatch(cli) {
         Ok(code) => code,

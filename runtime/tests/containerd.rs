@@ -565,7 +565,8 @@ fn detached_exec_ps_kill_delete() {
     let Some(cd) = Containerd::start() else { return };
     let id = "detached";
     // PID 1 ignores SIGTERM unless it handles it: trap it to a known code.
-    let script = "trap 'exit 42' TERM; while :; do sleep 0.1; done";
+    // `wait` returns as soon as a trapped signal arrives.
+    let script = "trap 'exit 42' TERM; sleep 1000 & wait";
     let args = cd.run_args(&["-d", "--null-io"], id, &["sh", "-c", script]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     cd.ctr_ok(&args);
@@ -574,6 +575,12 @@ fn detached_exec_ps_kill_delete() {
     let init_pid = cd.tasks()[id].0;
     assert!(init_pid > 1, "task pid {init_pid}");
     assert!(Path::new(&format!("/proc/{init_pid}")).exists(), "init pid {init_pid} not alive");
+    // The shim ran the runtime under test with the --root we gave it.
+    assert!(
+        cd.runc_root().join(id).is_dir(),
+        "no state for {id} under the runtime root {}",
+        cd.runc_root().display()
+    );
 
     // exec: output and exit code come back; it runs inside the container's
     // pid and mount namespaces (its PID 1 is our shell loop).
@@ -590,7 +597,7 @@ fn detached_exec_ps_kill_delete() {
     let stdout = text(&out.stdout);
     assert_eq!(code(&out.status), Some(3), "exec exit code; stdout: {stdout} stderr: {}", text(&out.stderr));
     assert!(stdout.contains("out-42"), "exec stdout: {stdout}");
-    assert!(stdout.contains("trap 'exit 42' TERM"), "exec should see the container's PID 1: {stdout}");
+    assert!(stdout.contains(script), "exec should see the container's PID 1: {stdout}");
     assert!(text(&out.stderr).contains("to-stderr"), "exec stderr: {}", text(&out.stderr));
 
     // A second exec with the same id after the first finished works too,
@@ -599,25 +606,27 @@ fn detached_exec_ps_kill_delete() {
     assert_eq!(code(&out.status), Some(0), "stderr: {}", text(&out.stderr));
 
     // ps lists the init process and a detached exec.
-    cd.ctr_ok(&["task", "exec", "-d", "--exec-id", "bg", id, "sleep", "300"]);
+    cd.ctr_ok(&["task", "exec", "-d", "--exec-id", "bg", id, "sleep", "301"]);
+    let cmdline = |pid: u32| fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default().replace('\0', " ");
     let deadline = Instant::now() + Duration::from_secs(10);
-    let pids = loop {
+    let (pids, bg) = loop {
         let out = cd.ctr_ok(&["task", "ps", id]);
         let pids: Vec<u32> = text(&out.stdout)
             .lines()
             .skip(1)
             .filter_map(|l| l.split_whitespace().next()?.parse().ok())
             .collect();
-        if pids.len() >= 2 || Instant::now() > deadline {
-            break pids;
+        let bg = pids.iter().copied().find(|p| cmdline(*p).trim() == "sleep 301");
+        if bg.is_some() || Instant::now() > deadline {
+            break (pids, bg);
         }
         thread::sleep(Duration::from_millis(50));
     };
     assert!(pids.contains(&init_pid), "ps {pids:?} lacks init pid {init_pid}");
-    assert!(pids.len() >= 2, "ps should list init and the detached exec: {pids:?}");
-    let bg = *pids.iter().find(|p| **p != init_pid).unwrap();
-    let comm = fs::read_to_string(format!("/proc/{bg}/cmdline")).unwrap_or_default();
-    assert!(comm.contains("sleep") || comm.contains("sh"), "bg pid {bg} cmdline {comm:?}");
+    let bg = bg.unwrap_or_else(|| {
+        let all: Vec<String> = pids.iter().map(|p| format!("{p}: {}", cmdline(*p))).collect();
+        panic!("ps does not list the detached exec `sleep 301`: {all:?}")
+    });
 
     // A running task cannot be deleted.
     let out = cd.ctr(&["task", "delete", id]);

@@ -21,12 +21,12 @@ pub fn build(g: &Global, opts: &CreateOpts, id: &str, detach: bool) -> Result<Co
     super::ensure_root(&g.root)?;
     let pid_file = super::absolute(&opts.pid_file)?;
     let console_socket = super::absolute(&opts.console_socket)?;
-    let prepared = bundle::prepare(&g.root, id, &opts.bundle, g.systemd_cgroup)?;
+    let mut prepared = bundle::prepare(&g.root, id, &opts.bundle, g.systemd_cgroup)?;
     // runc runs in the bundle, so relative mount sources and hook paths resolve against it.
     std::env::set_current_dir(&prepared.bundle)
         .with_context(|| format!("entering bundle {}", prepared.bundle.display()))?;
 
-    let mut container = ContainerBuilder::new(id.to_string(), SyscallType::default())
+    let container = ContainerBuilder::new(id.to_string(), SyscallType::default())
         .with_executor(DefaultExecutor {})
         .with_pid_file(pid_file)?
         .with_console_socket(console_socket)
@@ -38,9 +38,13 @@ pub fn build(g: &Global, opts: &CreateOpts, id: &str, detach: bool) -> Result<Co
         .with_detach(detach)
         .with_no_pivot(opts.no_pivot)
         .build()?;
-    if prepared.is_derived() {
-        container.state.bundle = prepared.bundle.clone();
-        container.save()?;
+    prepared.commit(&container.root)?;
+    if let (Some(pid), Some(process)) = (container.pid(), prepared.spec.process()) {
+        if process.terminal() == Some(true) {
+            if let Some(size) = process.console_size() {
+                super::set_console_size(pid.as_raw(), size.height() as u16, size.width() as u16);
+            }
+        }
     }
     Ok(container)
 }

@@ -33,9 +33,9 @@ pub fn run(g: &Global, a: List) -> Result<i32> {
             .flatten()
             .map(|u| u.name)
             .unwrap_or_else(|| "root".into());
-            let rootfs = crate::bundle::load_spec(&c.state.bundle)
+            let rootfs = crate::bundle::load_spec(&s.bundle)
                 .ok()
-                .and_then(|sp| sp.root().as_ref().map(|r| c.state.bundle.join(r.path())))
+                .and_then(|sp| sp.root().as_ref().map(|r| s.bundle.join(r.path())))
                 .map(|p| p.display().to_string())
                 .unwrap_or_default();
             entries.push(Entry {

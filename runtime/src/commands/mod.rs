@@ -76,3 +76,22 @@ pub fn ensure_root(root: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// libcontainer does not apply process.consoleSize; the process's stdin is the pty by now.
+pub fn set_console_size(pid: i32, rows: u16, cols: u16) {
+    let Ok(tty) = fs::File::open(format!("/proc/{pid}/fd/0")) else { return };
+    let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: TIOCSWINSZ reads a winsize from a valid pointer; the fd is open for the call.
+    let rc = unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&tty), libc::TIOCSWINSZ, &ws) };
+    if rc != 0 {
+        tracing::warn!("setting console size: {}", std::io::Error::last_os_error());
+    }
+}
+
+/// The bundle the user gave, even when libcontainer runs a derived copy of it.
+pub fn user_bundle(c: &Container) -> PathBuf {
+    fs::read(c.root.join(crate::bundle::ORIGINAL_BUNDLE))
+        .ok()
+        .map(|b| PathBuf::from(std::ffi::OsString::from(String::from_utf8_lossy(&b).into_owned())))
+        .unwrap_or_else(|| c.state.bundle.clone())
+}

@@ -11,6 +11,11 @@ pub fn run(g: &Global, a: Run) -> Result<i32> {
         nix::sys::prctl::set_child_subreaper(true).context("becoming child subreaper")?;
     }
     let mut c = super::create::build(g, &a.opts, &a.id, a.detach)?;
+    // Block signals before the process can run, so its SIGCHLD waits for us in sigwait.
+    let all = SigSet::all();
+    if !a.detach {
+        all.thread_block()?;
+    }
     if let Err(e) = c.start() {
         let _ = c.delete(true);
         return Err(e.into());
@@ -19,7 +24,7 @@ pub fn run(g: &Global, a: Run) -> Result<i32> {
         return Ok(0);
     }
     let pid = c.pid().context("container has no pid after start")?;
-    let code = forward_and_wait(pid);
+    let code = forward_and_wait(pid, &all);
     if !a.keep {
         if let Ok(mut c) = super::load(&g.root, &a.id) {
             c.delete(true)?;
@@ -29,11 +34,10 @@ pub fn run(g: &Global, a: Run) -> Result<i32> {
 }
 
 /// Relays signals to the container and returns its exit code as a shell reports it.
-fn forward_and_wait(init: Pid) -> Result<i32> {
-    let all = SigSet::all();
-    all.thread_block()?;
+fn forward_and_wait(init: Pid, all: &SigSet) -> Result<i32> {
+    let mut sig = Signal::SIGCHLD; // the process may already have exited
     loop {
-        match all.wait()? {
+        match sig {
             Signal::SIGCHLD => loop {
                 match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
                     Ok(WaitStatus::Exited(pid, code)) if pid == init => return Ok(code),
@@ -45,9 +49,10 @@ fn forward_and_wait(init: Pid) -> Result<i32> {
                 }
             },
             Signal::SIGWINCH | Signal::SIGURG => {}
-            sig => {
-                let _ = kill(init, sig);
+            other => {
+                let _ = kill(init, other);
             }
         }
+        sig = all.wait()?;
     }
 }

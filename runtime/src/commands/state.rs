@@ -1,5 +1,5 @@
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::PathBuf;
 
 use anyhow::Result;
 use libcontainer::container::{Container, ContainerStatus};
@@ -15,7 +15,7 @@ pub struct State<'a> {
     pub id: &'a str,
     pub status: ContainerStatus,
     pub pid: i32,
-    pub bundle: &'a Path,
+    pub bundle: PathBuf,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub annotations: Option<&'a HashMap<String, String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -33,7 +33,7 @@ impl<'a> State<'a> {
             id: &s.id,
             status: s.status,
             pid,
-            bundle: &s.bundle,
+            bundle: super::user_bundle(c),
             annotations: s.annotations.as_ref(),
             created: s
                 .created

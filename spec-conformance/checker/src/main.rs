@@ -39,7 +39,9 @@ fn errno() -> i32 {
 }
 
 fn annotation(spec: &Value, key: &str) -> Option<String> {
-    spec["annotations"][format!("{ANN}{key}")].as_str().map(str::to_string)
+    spec["annotations"][format!("{ANN}{key}")]
+        .as_str()
+        .map(str::to_string)
 }
 
 fn main() {
@@ -54,7 +56,8 @@ fn main() {
             std::process::exit(1);
         }
     };
-    for area in std::env::args().skip(1) {
+    // Arguments after "--" are payload for the `process` check, not areas.
+    for area in std::env::args().skip(1).take_while(|a| a != "--") {
         match area.as_str() {
             "process" => check_process(&spec),
             "user" => check_user(&spec),
@@ -89,7 +92,11 @@ fn check_process(spec: &Value) {
     let p = &spec["process"];
     let want_args: Vec<String> = p["args"]
         .as_array()
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default();
     let got_args: Vec<String> = std::env::args().collect();
     expect_eq("process.args", got_args, want_args);
@@ -99,10 +106,20 @@ fn check_process(spec: &Value) {
         .collect();
     for e in p["env"].as_array().into_iter().flatten() {
         let e = e.as_str().unwrap_or_default();
-        report(&format!("process.env[{e}]"), env.iter().any(|x| x == e), format!("environment: {env:?}"));
+        report(
+            &format!("process.env[{e}]"),
+            env.iter().any(|x| x == e),
+            format!("environment: {env:?}"),
+        );
     }
-    let cwd = std::env::current_dir().map(|c| c.display().to_string()).unwrap_or_else(|e| format!("error {e}"));
-    expect_eq("process.cwd", cwd, p["cwd"].as_str().unwrap_or("/").to_string());
+    let cwd = std::env::current_dir()
+        .map(|c| c.display().to_string())
+        .unwrap_or_else(|e| format!("error {e}"));
+    expect_eq(
+        "process.cwd",
+        cwd,
+        p["cwd"].as_str().unwrap_or("/").to_string(),
+    );
 }
 
 fn check_user(spec: &Value) {
@@ -117,7 +134,11 @@ fn check_user(spec: &Value) {
     }
     let mut want: Vec<u32> = u["additionalGids"]
         .as_array()
-        .map(|a| a.iter().filter_map(|g| g.as_u64().map(|g| g as u32)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|g| g.as_u64().map(|g| g as u32))
+                .collect()
+        })
         .unwrap_or_default();
     let mut groups = vec![0 as libc::gid_t; 256];
     let n = unsafe { libc::getgroups(groups.len() as i32, groups.as_mut_ptr()) };
@@ -137,7 +158,11 @@ fn check_hostname(spec: &Value) {
     unsafe { libc::gethostname(buf.as_mut_ptr() as *mut libc::c_char, buf.len()) };
     let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
     let got = String::from_utf8_lossy(&buf[..end]).to_string();
-    expect_eq("hostname", got, spec["hostname"].as_str().unwrap_or("").to_string());
+    expect_eq(
+        "hostname",
+        got,
+        spec["hostname"].as_str().unwrap_or("").to_string(),
+    );
 }
 
 // ---------------------------------------------------------------- mounts
@@ -180,7 +205,12 @@ fn mountinfo() -> Vec<MountInfo> {
                 mount_point: unescape(f.get(4)?),
                 opts: f.get(5)?.split(',').map(String::from).collect(),
                 fstype: f.get(sep + 1)?.to_string(),
-                super_opts: f.get(sep + 3).unwrap_or(&"").split(',').map(String::from).collect(),
+                super_opts: f
+                    .get(sep + 3)
+                    .unwrap_or(&"")
+                    .split(',')
+                    .map(String::from)
+                    .collect(),
             })
         })
         .collect()
@@ -198,7 +228,12 @@ fn check_mounts(spec: &Value) {
     for m in spec["mounts"].as_array().into_iter().flatten() {
         let dest = m["destination"].as_str().unwrap_or("");
         let typ = m["type"].as_str().unwrap_or("");
-        let opts: Vec<&str> = m["options"].as_array().into_iter().flatten().filter_map(|o| o.as_str()).collect();
+        let opts: Vec<&str> = m["options"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|o| o.as_str())
+            .collect();
         let name = format!("mount[{dest}]");
         let Some(got) = mount_at(&mi, dest) else {
             report(&name, false, format!("no mount at {dest}"));
@@ -211,7 +246,11 @@ fn check_mounts(spec: &Value) {
                 (x.fstype == "cgroup" || x.fstype == "cgroup2")
                     && (x.mount_point == dest || x.mount_point.starts_with(&format!("{dest}/")))
             });
-            report(&format!("{name}.cgroupfs"), sub, format!("fstype at {dest} is {}", got.fstype));
+            report(
+                &format!("{name}.cgroupfs"),
+                sub,
+                format!("fstype at {dest} is {}", got.fstype),
+            );
         } else if !is_bind && !typ.is_empty() {
             expect_eq(&format!("{name}.type"), got.fstype.as_str(), typ);
         }
@@ -220,31 +259,52 @@ fn check_mounts(spec: &Value) {
                 report(
                     &format!("{name}.{flag}"),
                     got.opts.iter().any(|o| o == flag),
-                    format!("mount options {:?} (super {:?}, root {})", got.opts, got.super_opts, got.root),
+                    format!(
+                        "mount options {:?} (super {:?}, root {})",
+                        got.opts, got.super_opts, got.root
+                    ),
                 );
             }
         }
-        if opts.contains(&"rw") || (!opts.contains(&"ro") && typ != "cgroup" && typ != "sysfs" && is_bind) {
-            report(&format!("{name}.rw"), got.opts.iter().any(|o| o == "rw"), format!("mount options {:?}", got.opts));
+        if opts.contains(&"rw")
+            || (!opts.contains(&"ro") && typ != "cgroup" && typ != "sysfs" && is_bind)
+        {
+            report(
+                &format!("{name}.rw"),
+                got.opts.iter().any(|o| o == "rw"),
+                format!("mount options {:?}", got.opts),
+            );
         }
     }
 }
 
 fn check_masked(spec: &Value) {
-    for p in spec["linux"]["maskedPaths"].as_array().into_iter().flatten() {
+    for p in spec["linux"]["maskedPaths"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         let p = p.as_str().unwrap_or("");
         let name = format!("masked[{p}]");
         match fs::metadata(p) {
             Err(e) => report(&name, true, format!("absent: {e}")),
             Ok(md) if md.is_dir() => {
                 let entries: Vec<String> = fs::read_dir(p)
-                    .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().to_string()).collect())
+                    .map(|d| {
+                        d.filter_map(|e| e.ok())
+                            .map(|e| e.file_name().to_string_lossy().to_string())
+                            .collect()
+                    })
                     .unwrap_or_default();
-                report(&name, entries.is_empty(), format!("directory entries: {entries:?}"));
+                report(
+                    &name,
+                    entries.is_empty(),
+                    format!("directory entries: {entries:?}"),
+                );
             }
             Ok(_) => {
                 let mut buf = Vec::new();
-                match fs::File::open(p).and_then(|mut f| f.take(4096).read_to_end(&mut buf)) {
+                match fs::File::open(p).and_then(|f| f.take(4096).read_to_end(&mut buf)) {
                     Ok(0) => report(&name, true, "reads as empty"),
                     Ok(n) => report(&name, false, format!("read {n} bytes")),
                     Err(e) => report(&name, true, format!("unreadable: {e}")),
@@ -256,7 +316,11 @@ fn check_masked(spec: &Value) {
 
 fn check_readonly_paths(spec: &Value) {
     let mi = mountinfo();
-    for p in spec["linux"]["readonlyPaths"].as_array().into_iter().flatten() {
+    for p in spec["linux"]["readonlyPaths"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         let p = p.as_str().unwrap_or("");
         let name = format!("readonly[{p}]");
         let Ok(md) = fs::metadata(p) else {
@@ -264,13 +328,21 @@ fn check_readonly_paths(spec: &Value) {
             continue;
         };
         match mount_at(&mi, p) {
-            Some(m) => report(&name, m.opts.iter().any(|o| o == "ro"), format!("mount options {:?}", m.opts)),
+            Some(m) => report(
+                &name,
+                m.opts.iter().any(|o| o == "ro"),
+                format!("mount options {:?}", m.opts),
+            ),
             None => report(&name, false, "not a mount point"),
         }
         if !md.is_dir() {
             let r = fs::OpenOptions::new().write(true).open(p);
             let e = r.err().and_then(|e| e.raw_os_error());
-            report(&format!("{name}.write"), e == Some(libc::EROFS), format!("open for write: errno {e:?}"));
+            report(
+                &format!("{name}.write"),
+                e == Some(libc::EROFS),
+                format!("open for write: errno {e:?}"),
+            );
         }
     }
 }
@@ -279,20 +351,41 @@ fn check_readonly_paths(spec: &Value) {
 /// those in `expect-ro` must refuse one with EROFS.
 fn check_writable(spec: &Value) {
     let list = |k: &str| -> Vec<String> {
-        annotation(spec, k).map(|s| s.split(',').filter(|x| !x.is_empty()).map(String::from).collect()).unwrap_or_default()
+        annotation(spec, k)
+            .map(|s| {
+                s.split(',')
+                    .filter(|x| !x.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default()
     };
-    let probe = |d: &str| format!("{}/.conformance-probe-{}", d.trim_end_matches('/'), std::process::id());
+    let probe = |d: &str| {
+        format!(
+            "{}/.conformance-probe-{}",
+            d.trim_end_matches('/'),
+            std::process::id()
+        )
+    };
     for d in list("expect-rw") {
         let p = probe(&d);
         let r = fs::write(&p, b"probe");
-        report(&format!("writable[{d}]"), r.is_ok(), format!("create {p}: {r:?}"));
+        report(
+            &format!("writable[{d}]"),
+            r.is_ok(),
+            format!("create {p}: {r:?}"),
+        );
         let _ = fs::remove_file(&p);
     }
     for d in list("expect-ro") {
         let p = probe(&d);
         let r = fs::write(&p, b"probe");
         let e = r.as_ref().err().and_then(|e| e.raw_os_error());
-        report(&format!("readonly[{d}]"), e == Some(libc::EROFS), format!("create {p}: {r:?}"));
+        report(
+            &format!("readonly[{d}]"),
+            e == Some(libc::EROFS),
+            format!("create {p}: {r:?}"),
+        );
         if r.is_ok() {
             let _ = fs::remove_file(&p);
         }
@@ -302,32 +395,87 @@ fn check_writable(spec: &Value) {
 // ---------------------------------------------------------------- security
 
 const CAPS: [&str; 41] = [
-    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP",
-    "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER",
-    "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
-    "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP",
-    "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
     "CHECKPOINT_RESTORE",
 ];
 
 fn status_field(name: &str) -> Option<String> {
     let s = fs::read_to_string("/proc/self/status").ok()?;
-    s.lines().find_map(|l| l.strip_prefix(&format!("{name}:")).map(|v| v.trim().to_string()))
+    s.lines().find_map(|l| {
+        l.strip_prefix(&format!("{name}:"))
+            .map(|v| v.trim().to_string())
+    })
 }
 
 fn cap_names(mask: u64) -> Vec<String> {
-    (0..64).filter(|b| mask & (1 << b) != 0).map(|b| CAPS.get(b).map(|s| format!("CAP_{s}")).unwrap_or(format!("cap{b}"))).collect()
+    (0..64)
+        .filter(|b| mask & (1 << b) != 0)
+        .map(|b| {
+            CAPS.get(b)
+                .map(|s| format!("CAP_{s}"))
+                .unwrap_or(format!("cap{b}"))
+        })
+        .collect()
 }
 
 fn check_caps(spec: &Value) {
     let c = &spec["process"]["capabilities"];
-    for (field, key) in [("CapBnd", "bounding"), ("CapEff", "effective"), ("CapPrm", "permitted"), ("CapInh", "inheritable"), ("CapAmb", "ambient")] {
+    for (field, key) in [
+        ("CapBnd", "bounding"),
+        ("CapEff", "effective"),
+        ("CapPrm", "permitted"),
+        ("CapInh", "inheritable"),
+        ("CapAmb", "ambient"),
+    ] {
         let mut want = 0u64;
         for n in c[key].as_array().into_iter().flatten() {
             let n = n.as_str().unwrap_or("");
             match CAPS.iter().position(|x| format!("CAP_{x}") == n) {
                 Some(b) => want |= 1 << b,
-                None => report(&format!("caps.{key}.name"), false, format!("unknown capability {n}")),
+                None => report(
+                    &format!("caps.{key}.name"),
+                    false,
+                    format!("unknown capability {n}"),
+                ),
             }
         }
         let got = status_field(field).and_then(|v| u64::from_str_radix(&v, 16).ok());
@@ -335,9 +483,17 @@ fn check_caps(spec: &Value) {
             Some(got) => report(
                 &format!("caps.{field}"),
                 got == want,
-                format!("got {:?}, want {:?} ({key})", cap_names(got), cap_names(want)),
+                format!(
+                    "got {:?}, want {:?} ({key})",
+                    cap_names(got),
+                    cap_names(want)
+                ),
             ),
-            None => report(&format!("caps.{field}"), false, "field missing in /proc/self/status"),
+            None => report(
+                &format!("caps.{field}"),
+                false,
+                "field missing in /proc/self/status",
+            ),
         }
     }
 }
@@ -371,36 +527,63 @@ fn check_rlimits(spec: &Value) {
             report(&format!("rlimit[{t}]"), false, "unknown rlimit type");
             continue;
         };
-        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
         unsafe { libc::getrlimit(res, &mut lim) };
-        let want = (r["soft"].as_u64().unwrap_or(0), r["hard"].as_u64().unwrap_or(0));
+        let want = (
+            r["soft"].as_u64().unwrap_or(0),
+            r["hard"].as_u64().unwrap_or(0),
+        );
         expect_eq(&format!("rlimit[{t}]"), (lim.rlim_cur, lim.rlim_max), want);
     }
 }
 
 fn check_nnp(spec: &Value) {
-    let want = spec["process"]["noNewPrivileges"].as_bool().unwrap_or(false);
+    let want = spec["process"]["noNewPrivileges"]
+        .as_bool()
+        .unwrap_or(false);
     let got = unsafe { libc::prctl(libc::PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) };
     expect_eq("noNewPrivileges.prctl", got, want as i32);
-    expect_eq("noNewPrivileges.status", status_field("NoNewPrivs"), Some(if want { "1" } else { "0" }.to_string()));
+    expect_eq(
+        "noNewPrivileges.status",
+        status_field("NoNewPrivs"),
+        Some(if want { "1" } else { "0" }.to_string()),
+    );
 }
 
 fn check_oom(spec: &Value) {
-    let got = fs::read_to_string("/proc/self/oom_score_adj").map(|s| s.trim().to_string()).unwrap_or_default();
-    let want = spec["process"]["oomScoreAdj"].as_i64().map(|v| v.to_string()).unwrap_or_default();
+    let got = fs::read_to_string("/proc/self/oom_score_adj")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let want = spec["process"]["oomScoreAdj"]
+        .as_i64()
+        .map(|v| v.to_string())
+        .unwrap_or_default();
     expect_eq("oomScoreAdj", got, want);
 }
 
 fn check_sysctl(spec: &Value) {
     for (k, v) in spec["linux"]["sysctl"].as_object().into_iter().flatten() {
         let path = format!("/proc/sys/{}", k.replace('.', "/"));
-        let got = fs::read_to_string(&path).map(|s| s.trim().to_string()).unwrap_or_else(|e| format!("error {e}"));
-        expect_eq(&format!("sysctl[{k}]"), got, v.as_str().unwrap_or("").to_string());
+        let got = fs::read_to_string(&path)
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|e| format!("error {e}"));
+        expect_eq(
+            &format!("sysctl[{k}]"),
+            got,
+            v.as_str().unwrap_or("").to_string(),
+        );
     }
 }
 
 fn check_seccomp(spec: &Value) {
-    expect_eq("seccomp.status", status_field("Seccomp"), Some("2".to_string()));
+    expect_eq(
+        "seccomp.status",
+        status_field("Seccomp"),
+        Some("2".to_string()),
+    );
     if let Some(e) = annotation(spec, "seccomp-getcwd-errno") {
         let mut buf = [0u8; 256];
         let r = unsafe { libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()) };
@@ -413,7 +596,11 @@ fn check_seccomp(spec: &Value) {
         let got = if r < 0 { errno() } else { 0 };
         expect_eq("seccomp.getpriority(PRIO_PGRP).errno", got.to_string(), e);
         let r = unsafe { libc::syscall(libc::SYS_getpriority, libc::PRIO_PROCESS, 0) };
-        report("seccomp.getpriority(PRIO_PROCESS).allowed", r >= 0, format!("returned {r}, errno {}", errno()));
+        report(
+            "seccomp.getpriority(PRIO_PROCESS).allowed",
+            r >= 0,
+            format!("returned {r}, errno {}", errno()),
+        );
     }
 }
 
@@ -438,14 +625,29 @@ fn check_devices(spec: &Value) {
             "p" => ft.is_fifo(),
             _ => false,
         };
-        report(&format!("{name}.type"), type_ok, format!("want {typ}, got {ft:?}"));
+        report(
+            &format!("{name}.type"),
+            type_ok,
+            format!("want {typ}, got {ft:?}"),
+        );
         if typ != "p" {
             let rdev = md.rdev();
             let got = (libc::major(rdev) as u64, libc::minor(rdev) as u64);
-            expect_eq(&format!("{name}.majmin"), got, (d["major"].as_u64().unwrap_or(0), d["minor"].as_u64().unwrap_or(0)));
+            expect_eq(
+                &format!("{name}.majmin"),
+                got,
+                (
+                    d["major"].as_u64().unwrap_or(0),
+                    d["minor"].as_u64().unwrap_or(0),
+                ),
+            );
         }
         if let Some(mode) = d["fileMode"].as_u64() {
-            expect_eq(&format!("{name}.mode"), format!("{:o}", md.mode() & 0o777), format!("{:o}", mode & 0o777));
+            expect_eq(
+                &format!("{name}.mode"),
+                format!("{:o}", md.mode() & 0o777),
+                format!("{:o}", mode & 0o777),
+            );
         }
         if let Some(uid) = d["uid"].as_u64() {
             expect_eq(&format!("{name}.uid"), md.uid() as u64, uid);
@@ -457,24 +659,57 @@ fn check_devices(spec: &Value) {
 }
 
 fn check_default_devices() {
-    for (path, maj, min) in [("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7), ("/dev/random", 1, 8), ("/dev/urandom", 1, 9), ("/dev/tty", 5, 0)] {
+    for (path, maj, min) in [
+        ("/dev/null", 1, 3),
+        ("/dev/zero", 1, 5),
+        ("/dev/full", 1, 7),
+        ("/dev/random", 1, 8),
+        ("/dev/urandom", 1, 9),
+        ("/dev/tty", 5, 0),
+    ] {
         let name = format!("default_device[{path}]");
         match fs::metadata(path) {
             Ok(md) => {
-                let got = (md.file_type().is_char_device(), libc::major(md.rdev()), libc::minor(md.rdev()));
+                let got = (
+                    md.file_type().is_char_device(),
+                    libc::major(md.rdev()),
+                    libc::minor(md.rdev()),
+                );
                 expect_eq(&name, got, (true, maj, min));
             }
             Err(e) => report(&name, false, format!("stat: {e}")),
         }
     }
-    let w = fs::OpenOptions::new().write(true).open("/dev/null").and_then(|mut f| f.write_all(b"x"));
-    report("default_device[/dev/null].write", w.is_ok(), format!("{w:?}"));
+    let w = fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .and_then(|mut f| f.write_all(b"x"));
+    report(
+        "default_device[/dev/null].write",
+        w.is_ok(),
+        format!("{w:?}"),
+    );
     let mut b = [1u8; 8];
     let r = fs::File::open("/dev/zero").and_then(|mut f| f.read_exact(&mut b));
-    report("default_device[/dev/zero].read", r.is_ok() && b == [0u8; 8], format!("{r:?} {b:?}"));
-    report("default_device[/dev/ptmx]", fs::symlink_metadata("/dev/ptmx").is_ok(), "must exist");
-    for (link, target) in [("/dev/fd", "/proc/self/fd"), ("/dev/stdin", "/proc/self/fd/0"), ("/dev/stdout", "/proc/self/fd/1"), ("/dev/stderr", "/proc/self/fd/2")] {
-        let got = fs::read_link(link).map(|p| p.display().to_string()).unwrap_or_else(|e| format!("error {e}"));
+    report(
+        "default_device[/dev/zero].read",
+        r.is_ok() && b == [0u8; 8],
+        format!("{r:?} {b:?}"),
+    );
+    report(
+        "default_device[/dev/ptmx]",
+        fs::symlink_metadata("/dev/ptmx").is_ok(),
+        "must exist",
+    );
+    for (link, target) in [
+        ("/dev/fd", "/proc/self/fd"),
+        ("/dev/stdin", "/proc/self/fd/0"),
+        ("/dev/stdout", "/proc/self/fd/1"),
+        ("/dev/stderr", "/proc/self/fd/2"),
+    ] {
+        let got = fs::read_link(link)
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|e| format!("error {e}"));
         expect_eq(&format!("dev_symlink[{link}]"), got, target.to_string());
     }
 }
@@ -486,7 +721,11 @@ fn check_device_denied(spec: &Value) {
     };
     let r = fs::File::open(&path);
     let e = r.as_ref().err().and_then(|e| e.raw_os_error());
-    report(&format!("device_denied[{path}]"), e == Some(libc::EPERM), format!("open: {r:?}"));
+    report(
+        &format!("device_denied[{path}]"),
+        e == Some(libc::EPERM),
+        format!("open: {r:?}"),
+    );
 }
 
 // ---------------------------------------------------------------- namespaces
@@ -496,23 +735,48 @@ fn ns_inode(path: &str) -> Option<u64> {
 }
 
 fn check_namespaces(spec: &Value) {
-    let listed = spec["linux"]["namespaces"].as_array().cloned().unwrap_or_default();
-    for (spec_name, proc_name) in [("pid", "pid"), ("network", "net"), ("mount", "mnt"), ("ipc", "ipc"), ("uts", "uts"), ("user", "user"), ("cgroup", "cgroup")] {
+    let listed = spec["linux"]["namespaces"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for (spec_name, proc_name) in [
+        ("pid", "pid"),
+        ("network", "net"),
+        ("mount", "mnt"),
+        ("ipc", "ipc"),
+        ("uts", "uts"),
+        ("user", "user"),
+        ("cgroup", "cgroup"),
+    ] {
         let name = format!("namespace[{spec_name}]");
         let Some(mine) = ns_inode(&format!("/proc/self/ns/{proc_name}")) else {
             report(&name, false, "cannot stat own namespace");
             continue;
         };
-        let host: Option<u64> = annotation(spec, &format!("hostns.{proc_name}")).and_then(|s| s.parse().ok());
+        let host: Option<u64> =
+            annotation(spec, &format!("hostns.{proc_name}")).and_then(|s| s.parse().ok());
         let entry = listed.iter().find(|n| n["type"] == spec_name);
         match (entry, host) {
             (_, None) => report(&name, false, "host namespace inode annotation missing"),
-            (None, Some(h)) => report(&name, mine == h, format!("not listed: must share the runtime's ({h}), got {mine}")),
+            (None, Some(h)) => report(
+                &name,
+                mine == h,
+                format!("not listed: must share the runtime's ({h}), got {mine}"),
+            ),
             (Some(e), Some(h)) if e.get("path").and_then(|p| p.as_str()).is_some() => {
-                let want: Option<u64> = annotation(spec, &format!("nsinode.{proc_name}")).and_then(|s| s.parse().ok());
-                report(&name, Some(mine) == want, format!("joined by path: want inode {want:?}, got {mine} (host {h})"));
+                let want: Option<u64> =
+                    annotation(spec, &format!("nsinode.{proc_name}")).and_then(|s| s.parse().ok());
+                report(
+                    &name,
+                    Some(mine) == want,
+                    format!("joined by path: want inode {want:?}, got {mine} (host {h})"),
+                );
             }
-            (Some(_), Some(h)) => report(&name, mine != h, format!("must be new: host {h}, got {mine}")),
+            (Some(_), Some(h)) => report(
+                &name,
+                mine != h,
+                format!("must be new: host {h}, got {mine}"),
+            ),
         }
     }
 }
@@ -523,7 +787,10 @@ fn check_idmap(spec: &Value) {
         let mut got: Vec<(u64, u64, u64)> = text
             .lines()
             .filter_map(|l| {
-                let v: Vec<u64> = l.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+                let v: Vec<u64> = l
+                    .split_whitespace()
+                    .filter_map(|x| x.parse().ok())
+                    .collect();
                 (v.len() == 3).then(|| (v[0], v[1], v[2]))
             })
             .collect();
@@ -531,7 +798,13 @@ fn check_idmap(spec: &Value) {
             .as_array()
             .into_iter()
             .flatten()
-            .map(|m| (m["containerID"].as_u64().unwrap_or(0), m["hostID"].as_u64().unwrap_or(0), m["size"].as_u64().unwrap_or(0)))
+            .map(|m| {
+                (
+                    m["containerID"].as_u64().unwrap_or(0),
+                    m["hostID"].as_u64().unwrap_or(0),
+                    m["size"].as_u64().unwrap_or(0),
+                )
+            })
             .collect();
         got.sort();
         want.sort();
@@ -557,7 +830,10 @@ fn cgroup_v1_file(controller: &str, file: &str) -> Option<String> {
     }
     for d in &dirs {
         for sub in [rel.as_str(), ""] {
-            let p = format!("/sys/fs/cgroup/{d}{}/{file}", if sub == "/" { "" } else { sub });
+            let p = format!(
+                "/sys/fs/cgroup/{d}{}/{file}",
+                if sub == "/" { "" } else { sub }
+            );
             if let Ok(v) = fs::read_to_string(&p) {
                 return Some(v.trim().to_string());
             }
@@ -568,43 +844,109 @@ fn cgroup_v1_file(controller: &str, file: &str) -> Option<String> {
 
 fn check_cgroup(spec: &Value) {
     let r = &spec["linux"]["resources"];
-    let v2 = !std::path::Path::new("/sys/fs/cgroup/memory").exists() && std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
-    let mut expect = |name: &str, ctrl: &str, file_v1: &str, file_v2: &str, want: Option<String>| {
+    let v2 = !std::path::Path::new("/sys/fs/cgroup/memory").exists()
+        && std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let expect = |name: &str, ctrl: &str, file_v1: &str, file_v2: &str, want: Option<String>| {
         let Some(want) = want else { return };
         let got = if v2 {
-            fs::read_to_string(format!("/sys/fs/cgroup/{file_v2}")).ok().map(|s| s.trim().to_string())
+            fs::read_to_string(format!("/sys/fs/cgroup/{file_v2}"))
+                .ok()
+                .map(|s| s.trim().to_string())
         } else {
             cgroup_v1_file(ctrl, file_v1)
         };
-        report(&format!("cgroup.{name}"), got.as_deref() == Some(want.as_str()), format!("got {got:?}, want {want:?}"));
+        report(
+            &format!("cgroup.{name}"),
+            got.as_deref() == Some(want.as_str()),
+            format!("got {got:?}, want {want:?}"),
+        );
     };
     let num = |v: &Value| v.as_i64().map(|n| n.to_string());
     if v2 {
-        expect("memory.limit", "memory", "", "memory.max", num(&r["memory"]["limit"]));
-        expect("pids.limit", "pids", "", "pids.max", num(&r["pids"]["limit"]));
+        expect(
+            "memory.limit",
+            "memory",
+            "",
+            "memory.max",
+            num(&r["memory"]["limit"]),
+        );
+        expect(
+            "pids.limit",
+            "pids",
+            "",
+            "pids.max",
+            num(&r["pids"]["limit"]),
+        );
         if let (Some(q), Some(p)) = (r["cpu"]["quota"].as_i64(), r["cpu"]["period"].as_u64()) {
             expect("cpu.quota", "cpu", "", "cpu.max", Some(format!("{q} {p}")));
         }
     } else {
-        expect("memory.limit", "memory", "memory.limit_in_bytes", "", num(&r["memory"]["limit"]));
-        expect("pids.limit", "pids", "pids.max", "", num(&r["pids"]["limit"]));
-        expect("cpu.shares", "cpu", "cpu.shares", "", num(&r["cpu"]["shares"]));
-        expect("cpu.quota", "cpu", "cpu.cfs_quota_us", "", num(&r["cpu"]["quota"]));
-        expect("cpu.period", "cpu", "cpu.cfs_period_us", "", num(&r["cpu"]["period"]));
+        expect(
+            "memory.limit",
+            "memory",
+            "memory.limit_in_bytes",
+            "",
+            num(&r["memory"]["limit"]),
+        );
+        expect(
+            "pids.limit",
+            "pids",
+            "pids.max",
+            "",
+            num(&r["pids"]["limit"]),
+        );
+        expect(
+            "cpu.shares",
+            "cpu",
+            "cpu.shares",
+            "",
+            num(&r["cpu"]["shares"]),
+        );
+        expect(
+            "cpu.quota",
+            "cpu",
+            "cpu.cfs_quota_us",
+            "",
+            num(&r["cpu"]["quota"]),
+        );
+        expect(
+            "cpu.period",
+            "cpu",
+            "cpu.cfs_period_us",
+            "",
+            num(&r["cpu"]["period"]),
+        );
     }
-    expect("cpuset.cpus", "cpuset", "cpuset.cpus", "cpuset.cpus", r["cpu"]["cpus"].as_str().map(String::from));
+    expect(
+        "cpuset.cpus",
+        "cpuset",
+        "cpuset.cpus",
+        "cpuset.cpus",
+        r["cpu"]["cpus"].as_str().map(String::from),
+    );
 }
 
 // ---------------------------------------------------------------- terminal
 
 fn check_terminal(spec: &Value) {
     for fd in 0..3 {
-        expect_eq(&format!("terminal.isatty({fd})"), unsafe { libc::isatty(fd) }, 1);
+        expect_eq(
+            &format!("terminal.isatty({fd})"),
+            unsafe { libc::isatty(fd) },
+            1,
+        );
     }
-    if let (Some(h), Some(w)) = (spec["process"]["consoleSize"]["height"].as_u64(), spec["process"]["consoleSize"]["width"].as_u64()) {
+    if let (Some(h), Some(w)) = (
+        spec["process"]["consoleSize"]["height"].as_u64(),
+        spec["process"]["consoleSize"]["width"].as_u64(),
+    ) {
         let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
         unsafe { libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) };
-        expect_eq("terminal.consoleSize", (ws.ws_row as u64, ws.ws_col as u64), (h, w));
+        expect_eq(
+            "terminal.consoleSize",
+            (ws.ws_row as u64, ws.ws_col as u64),
+            (h, w),
+        );
     }
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     unsafe { libc::fstat(0, &mut st) };
@@ -614,6 +956,9 @@ fn check_terminal(spec: &Value) {
     report(
         "terminal./dev/console",
         r == 0 && cs.st_rdev == st.st_rdev,
-        format!("stat rc {r}, /dev/console rdev {:x}, stdin rdev {:x}", cs.st_rdev, st.st_rdev),
+        format!(
+            "stat rc {r}, /dev/console rdev {:x}, stdin rdev {:x}",
+            cs.st_rdev, st.st_rdev
+        ),
     );
 }

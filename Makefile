@@ -1,0 +1,35 @@
+# berth: build, test, conformance, bench, demo, install.
+CARGO   ?= cargo
+PREFIX  ?= /usr/local
+RUNTIME ?= $(CURDIR)/target/release/berth-runtime
+export RUNTIME
+
+.PHONY: all deps build test unit conformance bench demo install clean
+
+all: build
+
+deps:
+	bash scripts/install-deps.sh
+
+build:
+	$(CARGO) build --release --workspace
+
+# Every test: unit tests, containerd integration, and the spec conformance suite against
+# berth-runtime. Runs as root (real namespaces, cgroups, mounts).
+test: deps build
+	$(CARGO) test --release --workspace -- --test-threads=2
+
+conformance: deps build
+	bash spec-conformance/run.sh
+
+bench: deps build
+	bash bench/runtime.sh
+
+demo: deps build
+	bash scripts/demo.sh
+
+install: build
+	install -D -m 0755 target/release/berth-runtime $(DESTDIR)$(PREFIX)/bin/berth-runtime
+
+clean:
+	$(CARGO) clean

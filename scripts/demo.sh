@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# berth's main job end to end, for a newcomer: a busybox bundle through berth-runtime's whole
+# lifecycle, then the same runtime under real containerd (ctr --runc-binary).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RT=${RUNTIME:-$PWD/target/release/berth-runtime}
+work=$(mktemp -d /tmp/berth-demo.XXXXXX)
+root=$work/state
+id=demo-$$
+cleanup() {
+  "$RT" --root "$root" delete --force "$id" >/dev/null 2>&1 || true
+  [[ -n "${CTRD_PID:-}" ]] && kill "$CTRD_PID" 2>/dev/null && wait "$CTRD_PID" 2>/dev/null || true
+  grep -o " $work[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+say "a bundle: busybox-static rootfs + 'berth-runtime spec'"
+mkdir -p "$work/bundle/rootfs/bin"
+cp /bin/busybox "$work/bundle/rootfs/bin/busybox"
+for c in sh echo sleep ps hostname id cat true; do ln -s busybox "$work/bundle/rootfs/bin/$c"; done
+(cd "$work/bundle" && "$RT" spec)
+python3 - "$work/bundle/config.json" <<'PY'
+import json, sys
+p = sys.argv[1]; c = json.load(open(p))
+c["process"]["terminal"] = False
+c["process"]["args"] = ["sh", "-c", "echo hello from $(hostname), pid $$; exit 42"]
+json.dump(c, open(p, "w"), indent=2)
+PY
+
+say "berth-runtime run (foreground; exit code comes through)"
+set +e; "$RT" --root "$root" run --bundle "$work/bundle" "$id"; rc=$?; set -e
+echo "exit code: $rc"
+
+say "create / start / state / exec / ps / pause / resume / kill / delete"
+python3 - "$work/bundle/config.json" <<'PY'
+import json, sys
+p = sys.argv[1]; c = json.load(open(p)); c["process"]["args"] = ["sleep", "1000"]
+json.dump(c, open(p, "w"), indent=2)
+PY
+"$RT" --root "$root" create --bundle "$work/bundle" "$id"
+"$RT" --root "$root" state "$id" | grep '"status"'
+"$RT" --root "$root" start "$id"
+"$RT" --root "$root" state "$id" | grep '"status"'
+"$RT" --root "$root" exec "$id" sh -c 'echo "exec sees: $(ps | wc -l) lines of ps"'
+"$RT" --root "$root" ps --format json "$id"; echo
+"$RT" --root "$root" pause "$id";  "$RT" --root "$root" state "$id" | grep '"status"'
+"$RT" --root "$root" resume "$id"; "$RT" --root "$root" state "$id" | grep '"status"'
+"$RT" --root "$root" kill "$id" KILL; sleep 0.2
+"$RT" --root "$root" state "$id" | grep '"status"'
+"$RT" --root "$root" delete "$id"
+"$RT" --root "$root" list
+
+if command -v containerd >/dev/null && command -v umoci >/dev/null; then
+  say "the same runtime under real containerd: ctr run --runc-binary berth-runtime"
+  mkdir -p "$work/ctrd" "$work/img"
+  cat > "$work/ctrd/config.toml" <<TOML
+version = 2
+root = "$work/ctrd/root"
+state = "$work/ctrd/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$work/ctrd/ctrd.sock"
+[ttrpc]
+  address = "$work/ctrd/ctrd.sock.ttrpc"
+TOML
+  containerd --config "$work/ctrd/config.toml" >"$work/ctrd/log" 2>&1 & CTRD_PID=$!
+  for _ in $(seq 50); do [[ -S $work/ctrd/ctrd.sock ]] && break; sleep 0.1; done
+  umoci init --layout "$work/img/oci" && umoci new --image "$work/img/oci:demo"
+  umoci unpack --image "$work/img/oci:demo" "$work/img/unpacked" >/dev/null
+  cp -a "$work/bundle/rootfs/." "$work/img/unpacked/rootfs/"
+  umoci repack --image "$work/img/oci:demo" "$work/img/unpacked"
+  umoci config --image "$work/img/oci:demo" --config.cmd sh
+  python3 - "$work/img/oci/index.json" <<'PY'
+import json, sys
+p = sys.argv[1]; i = json.load(open(p))
+for m in i["manifests"]:
+    m.setdefault("annotations", {})["io.containerd.image.name"] = "docker.io/library/berth-demo:latest"
+json.dump(i, open(p, "w"))
+PY
+  tar -C "$work/img/oci" -cf "$work/img/demo.tar" .
+  ctr() { command ctr --address "$work/ctrd/ctrd.sock" "$@"; }
+  ctr images import --all-platforms "$work/img/demo.tar" >/dev/null
+  set +e
+  ctr run --rm --runc-binary "$RT" docker.io/library/berth-demo:latest "c$$" sh -c 'echo "hello from containerd + berth-runtime"; exit 7'
+  rc=$?; set -e
+  echo "exit code through containerd: $rc"
+fi
+say "done"
