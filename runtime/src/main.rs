@@ -3,6 +3,7 @@ mod bundle;
 mod cli;
 mod commands;
 mod logging;
+mod selfexe;
 mod signal;
 
 use clap::Parser;
@@ -11,11 +12,11 @@ use cli::{Cli, Command};
 
 fn main() {
     let cli = Cli::parse();
-    // CVE-2019-5736: a process inside the container could open our /proc/PID/exe and
-    // overwrite the host binary. Commands that enter a container run from a sealed memfd copy.
+    // CVE-2019-5736: commands that enter a container first re-execute from a read-only file.
     if matches!(cli.command, Command::Create(_) | Command::Run(_) | Command::Exec(_)) {
-        if let Err(e) = pentacle::ensure_sealed() {
-            eprintln!("berth-runtime: cannot re-execute from a sealed copy of itself: {e}");
+        let _ = commands::ensure_root(&cli.global.root);
+        if let Err(e) = selfexe::ensure_protected(&cli.global.root) {
+            eprintln!("berth-runtime: {e:#}");
             std::process::exit(1);
         }
     }
