@@ -85,7 +85,10 @@ pub fn prepare(state_root: &Path, id: &str, bundle: &Path, systemd: bool) -> Res
     let bundle = fs::canonicalize(bundle)
         .map_err(|e| anyhow::anyhow!("bundle {}: {e}", bundle.display()))?;
     let mut spec = load_spec(&bundle)?;
-    if !adapt(&mut spec, systemd, cgroup_v1_host()) {
+    // startContainer hooks need the derived bundle: berth runs them itself (see hooks.rs).
+    let has_start_hooks =
+        spec.hooks().as_ref().is_some_and(|h| h.start_container().as_ref().is_some_and(|l| !l.is_empty()));
+    if !adapt(&mut spec, systemd, cgroup_v1_host()) && !has_start_hooks {
         return Ok(Prepared { effective: bundle.clone(), bundle, spec, derived: None, keep: false });
     }
     // Relative paths in the derived spec must still point into the user's bundle.
@@ -93,9 +96,13 @@ pub fn prepare(state_root: &Path, id: &str, bundle: &Path, systemd: bool) -> Res
         root.set_path(bundle.join(root.path()));
         spec.set_root(Some(root));
     }
+    let start_hooks = crate::hooks::relay(&mut spec, &bundle)?;
     let dir = derived_dir(state_root, id);
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    if !start_hooks.is_empty() {
+        fs::write(dir.join(crate::hooks::START_HOOKS), serde_json::to_vec(&start_hooks)?)?;
+    }
     let raw = serde_json::to_vec(&spec)?;
     let prepared =
         Prepared { bundle, effective: dir.clone(), spec, derived: Some(dir.clone()), keep: false };

@@ -85,6 +85,18 @@ pub enum Command {
     Checkpoint(Checkpoint),
     /// Restore a container from a checkpoint (CRIU)
     Restore(Restore),
+    /// Internal: runs a hook with the state corrected (see hooks.rs)
+    #[command(hide = true)]
+    HookRelay(HookRelay),
+}
+
+#[derive(Args, Debug)]
+pub struct HookRelay {
+    #[arg(long)]
+    pub bundle: PathBuf,
+    /// The hook's path, then its args (args[0] first)
+    #[arg(last = true, required = true)]
+    pub target: Vec<String>,
 }
 
 #[derive(Args, Debug)]

@@ -2,6 +2,7 @@
 mod bundle;
 mod cli;
 mod commands;
+mod hooks;
 mod logging;
 mod selfexe;
 mod signal;
@@ -13,9 +14,17 @@ use cli::{Cli, Command};
 fn main() {
     let cli = Cli::parse();
     // CVE-2019-5736: commands that enter a container first re-execute from a read-only file.
-    if matches!(cli.command, Command::Create(_) | Command::Run(_) | Command::Exec(_)) {
-        let _ = commands::ensure_root(&cli.global.root);
-        if let Err(e) = selfexe::ensure_protected(&cli.global.root) {
+    let enters_container = matches!(
+        cli.command,
+        Command::Create(_) | Command::Run(_) | Command::Exec(_) | Command::HookRelay(_)
+    );
+    if enters_container {
+        if std::env::var_os(hooks::EXE_ENV).is_none() {
+            if let Ok(exe) = std::env::current_exe() {
+                std::env::set_var(hooks::EXE_ENV, exe);
+            }
+        }
+        if let Err(e) = selfexe::ensure_protected() {
             eprintln!("berth-runtime: {e:#}");
             std::process::exit(1);
         }
@@ -59,5 +68,6 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Features => features::run(),
         Command::Checkpoint(a) => checkpoint::checkpoint(g, a),
         Command::Restore(a) => checkpoint::restore(g, a),
+        Command::HookRelay(a) => crate::hooks::relay_main(&a.bundle, &a.target),
     }
 }

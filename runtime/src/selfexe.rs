@@ -5,11 +5,10 @@
 //! the binary seen through a detached, read-only overlayfs mount of its own directory (no
 //! copy, so it costs one exec), or, where overlayfs is unavailable, a sealed memfd copy.
 //! A binary already on a read-only filesystem needs neither.
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::fs;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
@@ -20,11 +19,11 @@ const FSMOUNT_CLOEXEC: libc::c_uint = 1;
 const MOUNT_ATTR_RDONLY: libc::c_uint = 0x1;
 const MOUNT_ATTR_NODEV: libc::c_uint = 0x4;
 
-pub fn ensure_protected(state_root: &Path) -> Result<()> {
+pub fn ensure_protected() -> Result<()> {
     if exe_is_read_only() {
         return Ok(());
     }
-    match overlay_reexec(state_root) {
+    match overlay_reexec() {
         Err(e) => {
             tracing::debug!("read-only overlay re-exec unavailable ({e:#}); sealing a memfd copy");
             pentacle::ensure_sealed().context("re-executing from a sealed copy of itself")
@@ -49,39 +48,47 @@ fn check(rc: libc::c_long, what: &str) -> Result<libc::c_long> {
     Ok(rc)
 }
 
-fn overlay_reexec(state_root: &Path) -> Result<std::convert::Infallible> {
-    let exe = fs::read_link("/proc/self/exe").context("reading /proc/self/exe")?;
-    let (Some(dir), Some(name)) = (exe.parent(), exe.file_name()) else {
-        bail!("odd executable path {}", exe.display());
-    };
-    // overlayfs without an upper dir needs two lower dirs; the second is an empty one of ours.
-    let empty = state_root.join(".exe-lower");
-    fs::create_dir_all(&empty).with_context(|| format!("creating {}", empty.display()))?;
-    let lower = [dir.as_os_str().as_bytes(), b":", empty.as_os_str().as_bytes()].concat();
-    if dir.as_os_str().as_bytes().iter().any(|b| b":,\\".contains(b)) {
-        bail!("executable directory {} has characters overlayfs options cannot carry", dir.display());
-    }
-    let lower = CString::new(lower)?;
-
+/// A detached mount (never attached to any tree, gone with its last reference).
+fn detached_mount(fstype: &CStr, options: &[(&CStr, &CStr)], attrs: libc::c_uint) -> Result<OwnedFd> {
     // SAFETY: raw mount API syscalls with valid NUL-terminated strings; every returned fd is
     // wrapped in an OwnedFd at once so it is closed on every path.
-    let mnt = unsafe {
-        let fs = check(libc::syscall(libc::SYS_fsopen, c"overlay".as_ptr(), FSOPEN_CLOEXEC), "fsopen overlay")?;
+    unsafe {
+        let fs = check(libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC), "fsopen")?;
         let fs = OwnedFd::from_raw_fd(fs as i32);
-        check(
-            libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), FSCONFIG_SET_STRING, c"lowerdir".as_ptr(), lower.as_ptr(), 0),
-            "fsconfig lowerdir",
-        )?;
+        for (key, value) in options {
+            check(
+                libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), FSCONFIG_SET_STRING, key.as_ptr(), value.as_ptr(), 0),
+                "fsconfig",
+            )?;
+        }
         check(
             libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), FSCONFIG_CMD_CREATE, std::ptr::null::<u8>(), std::ptr::null::<u8>(), 0),
             "creating the overlay",
         )?;
-        let m = check(
-            libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV),
-            "fsmount",
-        )?;
-        OwnedFd::from_raw_fd(m as i32)
+        let m = check(libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, attrs), "fsmount")?;
+        Ok(OwnedFd::from_raw_fd(m as i32))
+    }
+}
+
+fn overlay_reexec() -> Result<std::convert::Infallible> {
+    let exe = fs::read_link("/proc/self/exe").context("reading /proc/self/exe")?;
+    let (Some(dir), Some(name)) = (exe.parent(), exe.file_name()) else {
+        bail!("odd executable path {}", exe.display());
     };
+    if dir.as_os_str().as_bytes().iter().any(|b| b":,\\".contains(b)) {
+        bail!("executable directory {} has characters overlayfs options cannot carry", dir.display());
+    }
+    // overlayfs without an upper dir needs two lower layers; the second is an empty,
+    // detached tmpfs, so nothing is created on any filesystem.
+    let empty = detached_mount(c"tmpfs", &[], MOUNT_ATTR_RDONLY)?;
+    let lower = [
+        dir.as_os_str().as_bytes(),
+        format!(":/proc/self/fd/{}", empty.as_raw_fd()).as_bytes(),
+    ]
+    .concat();
+    let lower = CString::new(lower)?;
+    let mnt = detached_mount(c"overlay", &[(c"lowerdir", &lower)], MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV)?;
+    drop(empty);
     let cname = CString::new(name.as_bytes())?;
     // SAFETY: openat on a valid dirfd with a NUL-terminated relative name.
     let bin = unsafe { libc::openat(mnt.as_raw_fd(), cname.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };

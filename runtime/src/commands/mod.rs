@@ -95,3 +95,34 @@ pub fn user_bundle(c: &Container) -> PathBuf {
         .map(|b| PathBuf::from(std::ffi::OsString::from(String::from_utf8_lossy(&b).into_owned())))
         .unwrap_or_else(|| c.state.bundle.clone())
 }
+
+pub enum HookKind {
+    Poststart,
+    Poststop,
+}
+
+/// Removes hooks of one kind from libcontainer's saved config, so the caller runs them.
+pub fn take_hooks(c: &Container, kind: HookKind) -> Result<Vec<oci_spec::runtime::Hook>> {
+    use libcontainer::config::YoukiConfig;
+    let Ok(mut config) = YoukiConfig::load(&c.root) else { return Ok(Vec::new()) };
+    let Some(hooks) = config.hooks.as_mut() else { return Ok(Vec::new()) };
+    let taken = match kind {
+        HookKind::Poststart => hooks.poststart_mut().take(),
+        HookKind::Poststop => hooks.poststop_mut().take(),
+    };
+    let Some(taken) = taken else { return Ok(Vec::new()) };
+    config.save(&c.root).context("saving the container config")?;
+    Ok(taken)
+}
+
+/// Runs every hook in order with the container's state on stdin; a failure is a warning.
+pub fn run_hooks_warn(c: &Container, hooks: &[oci_spec::runtime::Hook], kind: &str) {
+    let mut state = c.state.clone();
+    state.bundle = user_bundle(c);
+    for hook in hooks {
+        let one = vec![hook.clone()];
+        if let Err(e) = libcontainer::hooks::run_hooks(Some(&one), Some(&state), None, None, None) {
+            tracing::warn!("{kind} hook {} failed: {e}", hook.path().display());
+        }
+    }
+}
