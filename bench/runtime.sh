@@ -63,6 +63,7 @@ fi
 work=$(mktemp -d /tmp/berth-bench.XXXXXX)
 declare -A NAME=([berth]="$RUNTIME" [runc]="$PEER")
 cleanup() {
+  declare -F kill_ours >/dev/null && kill_ours >/dev/null 2>&1
   for k in berth runc; do
     for id in "b-$k" "b-$k-rss" "b-$k-prof"; do
       "${NAME[$k]}" --root "$work/root-$k" delete --force "$id" >/dev/null 2>&1 || true
@@ -97,8 +98,10 @@ gone() { R delete --force "\$id" >/dev/null 2>&1 || true; }
 wait_stopped() {
   n=0
   until R state "\$id" 2>/dev/null | grep -q '"status": *"stopped"'; do
-    n=\$((n+1)); [ \$n -gt 5000 ] && { echo "container \$id never stopped" >&2; exit 1; }
+    n=\$((n+1))
+    if [ \$n -gt 5000 ]; then echo "container \$id never stopped" >&2; exit 1; fi
   done
+  return 0
 }
 case "\$2" in
   gone)    gone ;;
@@ -121,8 +124,25 @@ for k in berth runc; do
   timeout 30 "$H" "$k" cycle "b-$k" || die "$k: create/start/delete cycle failed or hung (exit $?)"
 done
 
+# kill_ours: report and SIGKILL processes left running from this bench's temp dir
+# (a hung runtime under a timed-out hyperfine).
+kill_ours() {
+  local p pid
+  for p in /proc/[0-9]*; do
+    pid=${p#/proc/}
+    [[ $pid == "$$" || $pid == "$BASHPID" ]] && continue
+    if tr '\0' ' ' 2>/dev/null <"$p/cmdline" | grep -qF -- "$work/"; then
+      echo "  pid $pid [$(cat "$p/wchan" 2>/dev/null)]: $(tr '\0' ' ' 2>/dev/null <"$p/cmdline" | cut -c1-200)"
+      ps -o pid=,stat=,args= --ppid "$pid" 2>/dev/null | sed 's/^/    child: /'
+      kill -9 "$pid" 2>/dev/null || true
+    fi
+  done
+}
+
 # ---------------------------------------------------------------------------
 # timings
+
+declare -A failed=()
 
 ops=(${OPS:-run cycle create start state delete})
 # hyperfine_op <op>: both runtimes in one hyperfine invocation.
@@ -142,12 +162,15 @@ hyperfine_op() {
   done
   : >"$work/h.err"; : >"$work/berth.log"; : >"$work/runc.log"
   # a hung runtime fails the op instead of hanging the bench (OP_TIMEOUT seconds)
-  if ! timeout "${OP_TIMEOUT:-900}" hyperfine -N --style basic --warmup "$WARMUP" --runs "$RUNS" \
+  if ! timeout "${OP_TIMEOUT:-300}" hyperfine -N --style basic --warmup "$WARMUP" --runs "$RUNS" \
     --export-json "$out/hyperfine-$op.json" --export-csv "$work/$op.csv" "${args[@]}" >&2; then
     echo "bench: op $op failed; stderr of the helper steps:" >&2
     tail -20 "$work/h.err" >&2
     for k in berth runc; do echo "--- $k --log (tail)" >&2; tail -5 "$work/$k.log" >&2 2>/dev/null || true; done
-    exit 1
+    echo "--- runtime processes still alive:" >&2
+    kill_ours >&2
+    rm -f "$work/$op.csv" "$out/hyperfine-$op.json"
+    failed[$op]=1
   fi
   for k in berth runc; do "$H" "$k" gone "b-$k"; done
 }
@@ -159,6 +182,7 @@ done
 
 # csv_field <op> <name> <column>: mean,stddev,median,user,system,min,max in seconds.
 csv_field() {
+  [[ -f "$work/$1.csv" ]] || return 0
   awk -F, -v n="$2" -v c="$3" 'NR==1{for(i=1;i<=NF;i++) col[$i]=i; next} $1==n{print $col[c]}' "$work/$1.csv"
 }
 ms() { awk -v s="$1" 'BEGIN{printf "%.2f", s*1000}'; }
@@ -171,10 +195,10 @@ peak_rss() { # <key>: median and max of GNU time's %M (KiB) over rss_runs foregr
   local k=$1 i v=()
   for ((i = 0; i < rss_runs; i++)); do
     "$H" "$k" gone "b-$k-rss"
-    v+=("$(/usr/bin/time -f %M "${NAME[$k]}" --root "$work/root-$k" run --bundle "$bundle" "b-$k-rss" 2>&1 >/dev/null </dev/null | tail -1)")
+    v+=("$(/usr/bin/time -f %M timeout 30 "${NAME[$k]}" --root "$work/root-$k" run --bundle "$bundle" "b-$k-rss" 2>&1 >/dev/null </dev/null | tail -1)")
   done
   "$H" "$k" gone "b-$k-rss"
-  printf '%s\n' "${v[@]}" | sort -n | awk '{a[NR]=$1} END{printf "%d %d", a[int((NR+1)/2)], a[NR]}'
+  printf '%s\n' "${v[@]}" | sort -n | awk '{a[NR]=$1} END{printf "%d %d\n", a[int((NR+1)/2)], a[NR]}'
 }
 init_rss() { # <key>: VmRSS (KiB) of the container's init while it waits in `created`
   local k=$1 pid rss
@@ -200,6 +224,10 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b>0) printf "%.2f", a/b; else prin
   printf '  berth: %s\n  runc:  %s\n\n' "$RUNTIME" "$("$PEER" --version | head -1)"
   printf '%-8s %16s %16s %7s %13s %13s\n' op "berth ms" "runc ms" ratio "berth cpu ms" "runc cpu ms"
   for op in "${ops[@]}"; do
+    if [[ -n ${failed[$op]:-} ]]; then
+      printf '%-8s %16s %16s %7s   (hung or failed: see stderr)\n' "$op" FAILED FAILED -
+      continue
+    fi
     bm=$(csv_field "$op" berth mean); bs=$(csv_field "$op" berth stddev)
     rm_=$(csv_field "$op" runc mean); rs=$(csv_field "$op" runc stddev)
     bc=$(awk -v u="$(csv_field "$op" berth user)" -v s="$(csv_field "$op" berth system)" 'BEGIN{printf "%.2f",(u+s)*1000}')
@@ -220,6 +248,8 @@ stamp=$(date -u +%Y%m%dT%H%M%SZ)
   sep=""
   for op in "${ops[@]}"; do
     printf '%s    "%s": {' "$sep" "$op"
+    sep=$',\n'
+    if [[ -n ${failed[$op]:-} ]]; then printf '"failed": true}'; continue; fi
     s2=""
     for k in berth runc; do
       printf '%s"%s": {"mean_s": %s, "stddev_s": %s, "median_s": %s, "min_s": %s, "max_s": %s, "user_s": %s, "system_s": %s}' "$s2" "$k" \
@@ -228,7 +258,6 @@ stamp=$(date -u +%Y%m%dT%H%M%SZ)
       s2=", "
     done
     printf ', "ratio": %s}' "$(ratio "$(csv_field "$op" berth mean)" "$(csv_field "$op" runc mean)")"
-    sep=$',\n'
   done
   printf '\n  },\n  "memory_kib": {\n'
   printf '    "run_peak_rss_median": {"berth": %s, "runc": %s},\n' "$berth_rss_med" "$runc_rss_med"
@@ -311,12 +340,12 @@ for k in berth runc; do
               cmd=("$rt" --root "$root" delete "$id") ;;
     esac
     if [[ $step == start ]]; then "$H" "$k" created "$id"; fi
-    strace -f -tt -T -s 96 -o "$prof/$k-$step.trace" "${cmd[@]}" >/dev/null 2>&1 </dev/null || true
+    timeout 60 strace -f -tt -T -s 96 -o "$prof/$k-$step.trace" "${cmd[@]}" >/dev/null 2>&1 </dev/null || true
     digest "$prof/$k-$step.trace" >"$prof/$k-$step.digest.txt"
   done
   "$H" "$k" gone "$id"
   # one create+start+poll+delete, syscall totals by wall time (-w)
-  strace -f -c -w -S time -o "$prof/$k-cycle.summary.txt" "$H" "$k" cycle "$id" >/dev/null 2>&1 || true
+  timeout 60 strace -f -c -w -S time -o "$prof/$k-cycle.summary.txt" "$H" "$k" cycle "$id" >/dev/null 2>&1 || true
   "$H" "$k" gone "$id"
 done
 
