@@ -17,7 +17,7 @@ build:
 # Every test: unit tests, containerd integration, and the spec conformance suite against
 # berth-runtime. Runs as root (real namespaces, cgroups, mounts).
 test: deps build
-	$(CARGO) test --release --workspace -- --test-threads=2
+	$(CARGO) test --release --workspace --no-fail-fast -- --test-threads=2
 
 conformance: deps build
 	bash spec-conformance/run.sh

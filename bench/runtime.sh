@@ -327,6 +327,29 @@ digest() {
     }' "$1"
 }
 
+# strace_step <trace> <cmd...>: strace -f the command until *it* exits. After `create`
+# the container's init stays traced (waiting for `start`), so strace would never end
+# on its own: once the command's own pid has exited, strace is told to detach.
+strace_step() {
+  local trace=$1 sp first i
+  shift
+  strace -f -tt -T -s 96 -o "$trace" "$@" >/dev/null 2>&1 </dev/null &
+  sp=$!
+  for ((i = 0; i < 600; i++)); do
+    kill -0 "$sp" 2>/dev/null || break
+    first=$(awk 'NR==1{print $1; exit}' "$trace" 2>/dev/null || true)
+    if [[ -n $first ]] && grep -q "^$first +++ exited" "$trace" 2>/dev/null; then
+      sleep 0.05
+      kill -INT "$sp" 2>/dev/null || true # strace detaches from the rest
+      break
+    fi
+    sleep 0.05
+  done
+  for ((i = 0; i < 100; i++)); do kill -0 "$sp" 2>/dev/null || break; sleep 0.05; done
+  kill -9 "$sp" 2>/dev/null || true
+  wait "$sp" 2>/dev/null || true
+}
+
 for k in berth runc; do
   rt=${NAME[$k]}
   id="b-$k-prof"
@@ -340,12 +363,12 @@ for k in berth runc; do
               cmd=("$rt" --root "$root" delete "$id") ;;
     esac
     if [[ $step == start ]]; then "$H" "$k" created "$id"; fi
-    timeout 60 strace -f -tt -T -s 96 -o "$prof/$k-$step.trace" "${cmd[@]}" >/dev/null 2>&1 </dev/null || true
+    strace_step "$prof/$k-$step.trace" "${cmd[@]}"
     digest "$prof/$k-$step.trace" >"$prof/$k-$step.digest.txt"
   done
   "$H" "$k" gone "$id"
   # one create+start+poll+delete, syscall totals by wall time (-w)
-  timeout 60 strace -f -c -w -S time -o "$prof/$k-cycle.summary.txt" "$H" "$k" cycle "$id" >/dev/null 2>&1 || true
+  timeout -s KILL 60 strace -f -c -w -S time -o "$prof/$k-cycle.summary.txt" "$H" "$k" cycle "$id" >/dev/null 2>&1 || true
   "$H" "$k" gone "$id"
 done
 

@@ -88,7 +88,7 @@ pub fn prepare(state_root: &Path, id: &str, bundle: &Path, systemd: bool) -> Res
     // startContainer hooks need the derived bundle: berth runs them itself (see hooks.rs).
     let has_start_hooks =
         spec.hooks().as_ref().is_some_and(|h| h.start_container().as_ref().is_some_and(|l| !l.is_empty()));
-    if !adapt(&mut spec, systemd, cgroup_v1_host()) && !has_start_hooks {
+    if !adapt(&mut spec, id, systemd, cgroup_v1_host()) && !has_start_hooks {
         return Ok(Prepared { effective: bundle.clone(), bundle, spec, derived: None, keep: false });
     }
     // Relative paths in the derived spec must still point into the user's bundle.
@@ -118,7 +118,7 @@ fn cgroup_v1_host() -> bool {
 }
 
 /// Changes the spec where this host cannot honour it as written. Returns whether it changed.
-fn adapt(spec: &mut Spec, systemd: bool, v1_host: bool) -> bool {
+fn adapt(spec: &mut Spec, id: &str, systemd: bool, v1_host: bool) -> bool {
     let mut changed = false;
     if let Some(linux) = spec.linux_mut() {
         // runc ignores kernel memory limits; kernels >= 5.16 reject the write.
@@ -139,12 +139,14 @@ fn adapt(spec: &mut Spec, systemd: bool, v1_host: bool) -> bool {
                 }
             }
         }
-        // No cgroupsPath: libcontainer's default (`:youki:ID`) is used as is, so that plain
-        // bundles need no derived copy. Only the systemd form on a v1 host is rewritten.
-        let new_path = linux
-            .cgroups_path()
-            .clone()
-            .map(|p| if v1_host && systemd { systemd_to_cgroupfs(&p) } else { p });
+        // No cgroupsPath: runc's defaults, not libcontainer's `:youki:ID`. The systemd form
+        // on a v1 host becomes the cgroupfs path systemd would have made.
+        let new_path = match linux.cgroups_path().clone() {
+            None if systemd => PathBuf::from(format!("system.slice:berth:{id}")),
+            None => PathBuf::from(format!("/{id}")),
+            Some(p) => p,
+        };
+        let new_path = Some(if v1_host && systemd { systemd_to_cgroupfs(&new_path) } else { new_path });
         if new_path != *linux.cgroups_path() {
             linux.set_cgroups_path(new_path);
             changed = true;
@@ -264,7 +266,7 @@ mod tests {
             "linux": {"cgroupsPath": "/x", "resources": {"memory": {"limit": 1048576, "kernel": 1048576}}}
         }))
         .unwrap();
-        assert!(adapt(&mut spec, false, false));
+        assert!(adapt(&mut spec, "x", false, false));
         let mem = spec.linux().as_ref().unwrap().resources().as_ref().unwrap().memory().unwrap();
         assert_eq!(mem.kernel(), None);
         assert_eq!(mem.limit(), Some(1048576));
@@ -272,6 +274,6 @@ mod tests {
         let r = &spec.process().as_ref().unwrap().rlimits().as_ref().unwrap()[0];
         assert_eq!((r.soft(), r.hard()), (hard, hard));
         // Nothing left to adapt the second time.
-        assert!(!adapt(&mut spec, false, false));
+        assert!(!adapt(&mut spec, "x", false, false));
     }
 }

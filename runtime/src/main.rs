@@ -4,6 +4,7 @@ mod cli;
 mod commands;
 mod hooks;
 mod logging;
+mod prewarm;
 mod selfexe;
 mod signal;
 
@@ -18,6 +19,9 @@ fn main() {
         cli.command,
         Command::Create(_) | Command::Run(_) | Command::Exec(_) | Command::HookRelay(_)
     );
+    if matches!(cli.command, Command::Create(_) | Command::Run(_)) && std::env::var_os(hooks::EXE_ENV).is_none() {
+        prewarm::start();
+    }
     if enters_container {
         if std::env::var_os(hooks::EXE_ENV).is_none() {
             if let Ok(exe) = std::env::current_exe() {

@@ -290,7 +290,8 @@ disabled_plugins = [
     }
 
     fn runc_root(&self) -> PathBuf {
-        self.dir.join("runtime-root")
+        // the runc shim passes `--root <runc-root>/<namespace>` to the runtime
+        self.dir.join("runtime-root").join(&self.ns)
     }
 
     fn ctr_cmd(&self, args: &[&str]) -> Command {
@@ -314,7 +315,7 @@ disabled_plugins = [
             "--runc-binary".into(),
             self.runtime.display().to_string(),
             "--runc-root".into(),
-            self.runc_root().display().to_string(),
+            self.dir.join("runtime-root").display().to_string(),
         ];
         v.extend(extra.iter().map(|s| s.to_string()));
         v.push(IMAGE.into());

@@ -53,6 +53,14 @@ fn forward_and_wait(init: Pid, all: &SigSet) -> Result<i32> {
                 let _ = kill(init, other);
             }
         }
-        sig = all.wait()?;
+        sig = wait_signal(all);
     }
+}
+
+/// sigwait with a timeout: should a SIGCHLD ever be missed, the reap loop still runs.
+fn wait_signal(set: &SigSet) -> Signal {
+    let timeout = libc::timespec { tv_sec: 0, tv_nsec: 200_000_000 };
+    // SAFETY: valid set and timespec pointers for the call; a null siginfo is allowed.
+    let n = unsafe { libc::sigtimedwait(set.as_ref(), std::ptr::null_mut(), &timeout) };
+    Signal::try_from(n).unwrap_or(Signal::SIGCHLD)
 }
