@@ -6,7 +6,6 @@ use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::syscall::syscall::SyscallType;
 use libcontainer::workload::default::DefaultExecutor;
 use nix::sys::wait::{waitpid, WaitStatus};
-use oci_spec::runtime::{ProcessBuilder, UserBuilder};
 
 use crate::cli::{Exec, Global};
 
@@ -33,20 +32,30 @@ pub fn run(g: &Global, a: Exec) -> Result<i32> {
         (Some(p), _) => Some(p.clone()),
         (None, false) => None,
         (None, true) => {
-            let mut user = UserBuilder::default().uid(uid.unwrap_or(0)).gid(gid.unwrap_or(0));
-            if !a.additional_gids.is_empty() {
-                user = user.additional_gids(a.additional_gids.clone());
+            // runc's default: the container's own process, with the flags laid over it.
+            let spec = crate::bundle::load_spec(&c.state.bundle)?;
+            let mut p = spec.process().clone().context("the container's config has no process")?;
+            let mut user = p.user().clone();
+            if let Some(uid) = uid {
+                user.set_uid(uid);
+                user.set_gid(gid.unwrap_or(0));
             }
-            let mut envs: Vec<String> = vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(), "TERM=xterm".into()];
+            if !a.additional_gids.is_empty() {
+                user.set_additional_gids(Some(a.additional_gids.clone()));
+            }
+            let mut envs = p.env().clone().unwrap_or_default();
             envs.extend(a.env.iter().cloned());
-            let p = ProcessBuilder::default()
-                .terminal(true)
-                .args(a.command.clone())
-                .env(envs)
-                .cwd(a.cwd.clone().unwrap_or_else(|| PathBuf::from("/")))
-                .user(user.build()?)
-                .no_new_privileges(a.no_new_privs)
-                .build()?;
+            p.set_terminal(Some(true));
+            p.set_console_size(None);
+            p.set_args(Some(a.command.clone()));
+            p.set_env(Some(envs));
+            p.set_user(user);
+            if let Some(cwd) = &a.cwd {
+                p.set_cwd(cwd.clone());
+            }
+            if a.no_new_privs {
+                p.set_no_new_privileges(Some(true));
+            }
             let path = c.root.join(format!("exec-process-{}.json", std::process::id()));
             std::fs::write(&path, serde_json::to_vec(&p)?).context("writing exec process file")?;
             tmp_process = Some(path.clone());
