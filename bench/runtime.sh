@@ -61,6 +61,9 @@ fi
 # bundle and helper
 
 work=$(mktemp -d /tmp/berth-bench.XXXXXX)
+# Bundles and runtime state live on tmpfs in real use (containerd: /run/containerd/...,
+# runc and berth-runtime: /run/<name>); measure that, not the disk under /tmp.
+mount -t tmpfs -o mode=0700 berth-bench "$work" || die "cannot mount a tmpfs for the bench"
 declare -A NAME=([berth]="$RUNTIME" [runc]="$PEER")
 cleanup() {
   declare -F kill_ours >/dev/null && kill_ours >/dev/null 2>&1
