@@ -2,6 +2,7 @@
 mod bundle;
 mod cli;
 mod commands;
+mod executor;
 mod hooks;
 mod logging;
 mod prewarm;
@@ -14,6 +15,16 @@ use cli::{Cli, Command};
 
 fn main() {
     let cli = Cli::parse();
+    // Rust ignores SIGPIPE. Commands that only print get the default back, so `state | head`
+    // ends quietly as with other tools; the others keep ignoring it, since a hook that exits
+    // without reading its state must not kill us (containers get the default: executor.rs).
+    if matches!(
+        cli.command,
+        Command::State(_) | Command::List(_) | Command::Ps(_) | Command::Features | Command::Spec(_)
+    ) {
+        // SAFETY: setting a default disposition before any other thread exists.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     // CVE-2019-5736: commands that enter a container first re-execute from a read-only file.
     let enters_container = matches!(
         cli.command,

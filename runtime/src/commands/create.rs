@@ -2,7 +2,6 @@ use anyhow::{Context, Result};
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::Container;
 use libcontainer::syscall::syscall::SyscallType;
-use libcontainer::workload::default::DefaultExecutor;
 
 use crate::bundle;
 use crate::cli::{Create, CreateOpts, Global};
@@ -27,7 +26,7 @@ pub fn build(g: &Global, opts: &CreateOpts, id: &str, detach: bool) -> Result<Co
         .with_context(|| format!("entering bundle {}", prepared.bundle.display()))?;
 
     let container = ContainerBuilder::new(id.to_string(), SyscallType::default())
-        .with_executor(DefaultExecutor {})
+        .with_executor(crate::executor::ContainerExecutor)
         .with_pid_file(pid_file)?
         .with_console_socket(console_socket)
         .with_root_path(&g.root)?

@@ -4,7 +4,6 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::syscall::syscall::SyscallType;
-use libcontainer::workload::default::DefaultExecutor;
 use nix::sys::wait::{waitpid, WaitStatus};
 
 use crate::cli::{Exec, Global};
@@ -64,7 +63,7 @@ pub fn run(g: &Global, a: Exec) -> Result<i32> {
     };
 
     let result = ContainerBuilder::new(a.id.clone(), SyscallType::default())
-        .with_executor(DefaultExecutor {})
+        .with_executor(crate::executor::ContainerExecutor)
         .with_root_path(&g.root)?
         .with_console_socket(console_socket)
         .with_pid_file(pid_file)?

@@ -1,0 +1,649 @@
+//! containerd-shim-berth-v2 under real containerd 1.6: `ctr run --runtime
+//! io.containerd.berth.v2` with the shim (and berth-runtime beside it) on the
+//! PATH containerd is started with.
+//!
+//! Each test starts its own containerd as a child process with a private
+//! config (root, state and sockets under one temp dir, CRI off), imports a
+//! busybox image it builds with umoci, and drives containers with `ctr`. A
+//! [`Containerd`] guard undoes everything on drop, also when a test fails:
+//! tasks, containerd, shims and their sockets, container processes, mounts
+//! under the temp dir, the namespace's cgroups and runtime state.
+//!
+//! Needs root, containerd + ctr, umoci, a static busybox, `script` (for the
+//! terminal test) and berth-runtime built into the same target directory as
+//! the shim (`cargo build --release --workspace`; `make test` does it).
+//! Skips (with a printed reason) only when containerd or ctr is not installed.
+
+use std::ffi::CString;
+use std::fs;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const RUNTIME: &str = "io.containerd.berth.v2";
+const IMAGE: &str = "berth.test/busybox:latest";
+const SHIM: &str = env!("CARGO_BIN_EXE_containerd-shim-berth-v2");
+/// Where the shim keeps runtime state: `<root>/<namespace>/<id>`.
+const RUNTIME_ROOT: &str = "/run/containerd/berth";
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+static SEQ: AtomicUsize = AtomicUsize::new(0);
+
+// ---------------------------------------------------------------------------
+// helpers
+
+fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/bin", "/sbin", "/bin"].iter().map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// Runs `cmd`, killing it after `timeout` so a hung client fails the test.
+fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Output {
+    let desc = format!("{cmd:?}");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {desc}: {e}"));
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let t_out = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let t_err = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("timed out after {timeout:?}: {desc}");
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    Output { status, stdout: t_out.join().unwrap(), stderr: t_err.join().unwrap() }
+}
+
+fn check(cmd: Command) -> Output {
+    let desc = format!("{cmd:?}");
+    let out = run_with_timeout(cmd, TIMEOUT);
+    assert!(
+        out.status.success(),
+        "{desc} failed with {}\nstdout: {}\nstderr: {}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    out
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The static busybox image as an OCI layout tar, made with umoci.
+fn build_image(dir: &Path) -> PathBuf {
+    let umoci = which("umoci").expect("umoci is required to build the test image (apt-get install umoci)");
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .expect("a static busybox is required (apt-get install busybox-static)");
+    let rootfs = dir.join("image-rootfs");
+    fs::create_dir_all(rootfs.join("bin")).unwrap();
+    fs::copy(&busybox, rootfs.join("bin/busybox")).unwrap();
+    for applet in ["sh", "true", "echo", "cat", "sleep", "tr", "tty", "stty"] {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
+    }
+    for d in ["proc", "sys", "dev", "tmp", "etc"] {
+        fs::create_dir_all(rootfs.join(d)).unwrap();
+    }
+    let layout = dir.join("image-layout");
+    let image = format!("{}:latest", layout.display());
+    let umoci_cmd = |args: &[&str]| {
+        let mut c = Command::new(&umoci);
+        c.args(args);
+        check(c);
+    };
+    umoci_cmd(&["init", "--layout", layout.to_str().unwrap()]);
+    umoci_cmd(&["new", "--image", &image]);
+    umoci_cmd(&["insert", "--image", &image, rootfs.to_str().unwrap(), "/"]);
+    umoci_cmd(&["config", "--image", &image, "--config.cmd", "/bin/sh", "--config.env", "PATH=/bin"]);
+    umoci_cmd(&["gc", "--layout", layout.to_str().unwrap()]);
+    let tar = dir.join("image.tar");
+    let mut c = Command::new("tar");
+    c.arg("-C").arg(&layout).arg("-cf").arg(&tar).arg(".");
+    check(c);
+    tar
+}
+
+// ---------------------------------------------------------------------------
+// a private containerd
+
+struct Containerd {
+    dir: PathBuf,
+    sock: PathBuf,
+    ns: String,
+    ctr: PathBuf,
+    /// Holds the shim and berth-runtime; put first on containerd's PATH.
+    bin_dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Containerd {
+    fn start() -> Option<Containerd> {
+        let (Some(containerd), Some(ctr)) = (which("containerd"), which("ctr")) else {
+            eprintln!("SKIP: containerd and ctr are not installed (apt-get install containerd)");
+            return None;
+        };
+        assert_eq!(unsafe { libc::geteuid() }, 0, "this test needs root");
+        let bin_dir = Path::new(SHIM).parent().unwrap().to_path_buf();
+        let runtime = bin_dir.join("berth-runtime");
+        assert!(
+            runtime.is_file(),
+            "{} is missing: the shim runs containers through berth-runtime from its own directory; \
+             build the workspace first (cargo build --release --workspace, or make build)",
+            runtime.display()
+        );
+
+        let id = format!("{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::SeqCst));
+        // Short: unix socket paths are limited to 108 bytes.
+        let dir = std::env::temp_dir().join(format!("berth-shim-{id}"));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let sock = dir.join("c.sock");
+        let config = format!(
+            r#"version = 2
+root = "{root}"
+state = "{state}"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.aufs",
+  "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
+  "io.containerd.snapshotter.v1.devmapper", "io.containerd.internal.v1.tracing",
+  "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.opt"]
+[grpc]
+  address = "{sock}"
+[ttrpc]
+  address = "{sock}.ttrpc"
+[debug]
+  level = "debug"
+"#,
+            root = dir.join("root").display(),
+            state = dir.join("state").display(),
+            sock = sock.display(),
+        );
+        fs::write(dir.join("config.toml"), config).unwrap();
+        let mut cd = Containerd { dir, sock, ns: format!("berth-shim-{id}"), ctr, bin_dir, child: None };
+        cd.spawn_daemon(&containerd);
+        let tar = build_image(&cd.dir);
+        cd.ctr_ok(&["images", "import", "--base-name", "berth.test/busybox", tar.to_str().unwrap()]);
+        Some(cd)
+    }
+
+    /// Starts containerd with our config and waits until it answers.
+    fn spawn_daemon(&mut self, containerd: &Path) {
+        let log = fs::OpenOptions::new().create(true).append(true).open(self.dir.join("containerd.log")).unwrap();
+        // The shim is found on containerd's PATH; berth-runtime beside it.
+        let path = std::env::join_paths(
+            std::iter::once(self.bin_dir.clone())
+                .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
+        )
+        .unwrap();
+        let child = Command::new(containerd)
+            .arg("--config")
+            .arg(self.dir.join("config.toml"))
+            .env("PATH", path)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn containerd");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !(self.sock.exists()
+            && run_with_timeout(self.ctr_cmd(&["version"]), Duration::from_secs(10)).status.success())
+        {
+            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("containerd exited early with {st}; log:\n{}", self.log_tail(40));
+            }
+            assert!(Instant::now() < deadline, "containerd did not come up in 30s; log:\n{}", self.log_tail(40));
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILLs containerd and starts it again (the shims live on).
+    fn restart(&mut self) {
+        let mut child = self.child.take().expect("containerd runs");
+        let _ = child.kill();
+        let _ = child.wait();
+        self.spawn_daemon(&which("containerd").unwrap());
+    }
+
+    fn ctr_cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.ctr);
+        c.arg("--address").arg(&self.sock).arg("--namespace").arg(&self.ns).args(args);
+        c
+    }
+
+    fn ctr(&self, args: &[&str]) -> Output {
+        run_with_timeout(self.ctr_cmd(args), TIMEOUT)
+    }
+
+    fn ctr_ok(&self, args: &[&str]) -> Output {
+        check(self.ctr_cmd(args))
+    }
+
+    /// `ctr run --runtime io.containerd.berth.v2 [extra] IMAGE id argv...`
+    fn run(&self, extra: &[&str], id: &str, argv: &[&str]) -> Output {
+        let mut args = vec!["run", "--runtime", RUNTIME];
+        args.extend(extra);
+        args.extend([IMAGE, id]);
+        args.extend(argv);
+        self.ctr(&args)
+    }
+
+    /// task id -> (pid, status)
+    fn tasks(&self) -> Vec<(String, u32, String)> {
+        text(&self.ctr_ok(&["task", "ls"]).stdout)
+            .lines()
+            .skip(1)
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.len() >= 3).then(|| (f[0].to_string(), f[1].parse().unwrap_or(0), f[2].to_string()))
+            })
+            .collect()
+    }
+
+    fn task(&self, id: &str) -> Option<(u32, String)> {
+        self.tasks().into_iter().find(|t| t.0 == id).map(|t| (t.1, t.2))
+    }
+
+    fn wait_status(&self, id: &str, want: &str) {
+        wait_until(&format!("task {id} to be {want}"), Duration::from_secs(20), || {
+            self.task(id).map(|t| t.1 == want).unwrap_or(false)
+        });
+    }
+
+    fn containers(&self) -> Vec<String> {
+        text(&self.ctr_ok(&["containers", "ls", "-q"]).stdout)
+            .lines()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect()
+    }
+
+    fn runtime_state(&self, id: &str) -> PathBuf {
+        Path::new(RUNTIME_ROOT).join(&self.ns).join(id)
+    }
+
+    fn log_tail(&self, n: usize) -> String {
+        let s = fs::read_to_string(self.dir.join("containerd.log")).unwrap_or_default();
+        let lines: Vec<&str> = s.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
+    /// Pids of the shims serving this containerd.
+    fn shims(&self) -> Vec<i32> {
+        let addr = self.sock.as_os_str().as_bytes().to_vec();
+        let Ok(rd) = fs::read_dir("/proc") else { return vec![] };
+        rd.flatten()
+            .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
+            .filter(|pid| {
+                let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else { return false };
+                let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+                let is_shim = args.first().map(|a| a.ends_with(b"containerd-shim-berth-v2")).unwrap_or(false);
+                let zombie = fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| s.contains(") Z")).unwrap_or(true);
+                is_shim && !zombie && args.contains(&addr.as_slice())
+            })
+            .collect()
+    }
+
+    fn ns_cgroups(&self) -> Vec<PathBuf> {
+        let Ok(rd) = fs::read_dir(CGROUP_ROOT) else { return vec![] };
+        rd.flatten().map(|e| e.path().join(&self.ns)).filter(|p| p.is_dir()).collect()
+    }
+
+    fn container_cgroup(&self, id: &str) -> Option<PathBuf> {
+        self.ns_cgroups().into_iter().map(|p| p.join(id)).find(|p| p.is_dir())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// cleanup, run even when a test panics
+
+fn cgroup_dirs_depth_first(root: &Path, out: &mut Vec<PathBuf>) {
+    if let Ok(rd) = fs::read_dir(root) {
+        for e in rd.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                cgroup_dirs_depth_first(&e.path(), out);
+            }
+        }
+    }
+    out.push(root.to_path_buf());
+}
+
+fn kill_pid(pid: i32) {
+    if pid > 1 {
+        // SAFETY: plain kill(2) on a pid found in our own cgroups or shim scan.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+}
+
+/// Unix socket paths held open by `pid`.
+fn unix_socket_paths(pid: i32) -> Vec<PathBuf> {
+    let inodes: Vec<String> = fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| fs::read_link(e.path()).ok())
+        .filter_map(|l| {
+            let l = l.to_string_lossy().into_owned();
+            l.strip_prefix("socket:[").and_then(|s| s.strip_suffix(']')).map(str::to_string)
+        })
+        .collect();
+    fs::read_to_string("/proc/net/unix")
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() >= 8 && inodes.iter().any(|i| i == f[6]) && f[7].starts_with('/')).then(|| PathBuf::from(f[7]))
+        })
+        .collect()
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            eprintln!("--- containerd log (tail) ---\n{}\n---", self.log_tail(80));
+        }
+        let short = Duration::from_secs(15);
+        // 1. Tear down what is left while containerd still runs.
+        if self.child.as_mut().map(|c| matches!(c.try_wait(), Ok(None))).unwrap_or(false) {
+            let ls = run_with_timeout(self.ctr_cmd(&["task", "ls", "-q"]), short);
+            for id in text(&ls.stdout).lines().map(str::trim).filter(|s| !s.is_empty()) {
+                let _ = run_with_timeout(self.ctr_cmd(&["task", "resume", id]), short);
+                let _ = run_with_timeout(self.ctr_cmd(&["task", "kill", "-a", "-s", "SIGKILL", id]), short);
+                let _ = run_with_timeout(self.ctr_cmd(&["task", "delete", "-f", id]), short);
+            }
+            let ls = run_with_timeout(self.ctr_cmd(&["containers", "ls", "-q"]), short);
+            for id in text(&ls.stdout).lines().map(str::trim).filter(|s| !s.is_empty()) {
+                let _ = run_with_timeout(self.ctr_cmd(&["containers", "rm", id]), short);
+            }
+        }
+        // 2. Shims still serving our containerd, and their sockets.
+        for pid in self.shims() {
+            for p in unix_socket_paths(pid) {
+                if p.starts_with("/run/containerd/s") {
+                    let _ = fs::remove_file(p);
+                }
+            }
+            kill_pid(pid);
+        }
+        // 3. containerd.
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // 4. Container processes left in the namespace's cgroups.
+        let cgroups = self.ns_cgroups();
+        for root in &cgroups {
+            let mut dirs = Vec::new();
+            cgroup_dirs_depth_first(root, &mut dirs);
+            for d in &dirs {
+                let _ = fs::write(d.join("freezer.state"), "THAWED");
+                for pid in fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default().lines() {
+                    kill_pid(pid.trim().parse().unwrap_or(0));
+                }
+            }
+        }
+        // 5. Mounts under our dir (rootfs overlays), deepest first.
+        let prefix = self.dir.to_string_lossy().into_owned();
+        let mut mounts: Vec<String> = fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .map(|m| m.replace("\\040", " "))
+            .filter(|m| m.starts_with(&format!("{prefix}/")))
+            .collect();
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in mounts {
+            let c = CString::new(m).unwrap();
+            // SAFETY: umount2 with a valid NUL-terminated path.
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
+        // 6. The namespace's cgroups and runtime state.
+        for root in &cgroups {
+            let mut dirs = Vec::new();
+            cgroup_dirs_depth_first(root, &mut dirs);
+            for d in dirs {
+                for _ in 0..50 {
+                    if fs::remove_dir(&d).is_ok() || !d.exists() {
+                        break;
+                    }
+                    thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+        let _ = fs::remove_dir_all(Path::new(RUNTIME_ROOT).join(&self.ns));
+        // 7. Files.
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// tests
+
+#[test]
+fn run_rm_returns_exit_code_and_output() {
+    let Some(cd) = Containerd::start() else { return };
+    let out = cd.run(&["--rm"], "exit7", &["sh", "-c", "echo hello-from-berth-shim; echo to-stderr >&2; exit 7"]);
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "ctr run should exit with the container's code\nstdout: {}\nstderr: {}\n{}",
+        text(&out.stdout),
+        text(&out.stderr),
+        cd.log_tail(30)
+    );
+    assert!(text(&out.stdout).contains("hello-from-berth-shim"), "stdout: {}", text(&out.stdout));
+    assert!(text(&out.stderr).contains("to-stderr"), "stderr: {}", text(&out.stderr));
+
+    // --rm took everything away, and the shim went with it.
+    assert!(cd.tasks().is_empty(), "tasks left: {:?}", cd.tasks());
+    assert!(cd.containers().is_empty(), "containers left: {:?}", cd.containers());
+    assert!(!cd.runtime_state("exit7").exists(), "runtime state left behind");
+    assert_eq!(cd.container_cgroup("exit7"), None, "container cgroup left behind");
+    wait_until("the shim to exit", Duration::from_secs(10), || cd.shims().is_empty());
+
+    let out = cd.run(&["--rm"], "exit0", &["true"]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+
+    // An init killed by a signal exits 128+N.
+    let out = cd.run(&["-d", "--null-io"], "killed", &["sleep", "1000"]);
+    assert!(out.status.success(), "ctr run -d: {}", text(&out.stderr));
+    cd.wait_status("killed", "RUNNING");
+    cd.ctr_ok(&["task", "kill", "-s", "SIGKILL", "killed"]);
+    cd.wait_status("killed", "STOPPED");
+    let out = cd.ctr_ok(&["task", "delete", "killed"]);
+    assert!(text(&out.stderr).contains("exit code 137"), "stderr: {}", text(&out.stderr));
+    cd.ctr_ok(&["containers", "rm", "killed"]);
+}
+
+#[test]
+fn detached_exec_ps_pause_kill_delete() {
+    let Some(cd) = Containerd::start() else { return };
+    let id = "detached";
+    // PID 1 ignores SIGTERM unless it traps it: trap it to a known code.
+    let script = "trap 'exit 42' TERM; sleep 1000 & wait";
+    let out = cd.run(&["-d", "--null-io"], id, &["sh", "-c", script]);
+    assert!(out.status.success(), "ctr run -d: {}\n{}", text(&out.stderr), cd.log_tail(30));
+    cd.wait_status(id, "RUNNING");
+    let (init_pid, _) = cd.task(id).unwrap();
+    assert!(Path::new(&format!("/proc/{init_pid}")).exists(), "init pid {init_pid} not alive");
+    assert!(cd.runtime_state(id).is_dir(), "no runtime state at {}", cd.runtime_state(id).display());
+    assert_eq!(cd.shims().len(), 1, "one shim serves the container");
+
+    // exec: output, stderr and exit code come back; it runs in the container.
+    let out = cd.ctr(&[
+        "task", "exec", "--exec-id", "e1", id, "sh", "-c",
+        "echo out-$((6*7)); tr '\\0' ' ' < /proc/1/cmdline; echo; echo to-stderr >&2; exit 3",
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "exec exit code; stdout: {stdout} stderr: {}", text(&out.stderr));
+    assert!(stdout.contains("out-42"), "exec stdout: {stdout}");
+    assert!(stdout.contains(script), "exec should see the container's PID 1: {stdout}");
+    assert!(text(&out.stderr).contains("to-stderr"), "exec stderr: {}", text(&out.stderr));
+    // The same exec id again once the first is gone.
+    let out = cd.ctr(&["task", "exec", "--exec-id", "e1", id, "true"]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+
+    // A detached exec shows in ps; its id cannot be reused while it exists.
+    cd.ctr_ok(&["task", "exec", "-d", "--exec-id", "bg", id, "sleep", "301"]);
+    let out = cd.ctr(&["task", "exec", "-d", "--exec-id", "bg", id, "true"]);
+    assert!(!out.status.success(), "a reused exec id should fail");
+    assert!(text(&out.stderr).contains("already exists"), "stderr: {}", text(&out.stderr));
+    let cmdline = |pid: u32| fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default().replace('\0', " ");
+    let mut pids = Vec::new();
+    wait_until("ps to list `sleep 301`", Duration::from_secs(10), || {
+        pids = text(&cd.ctr_ok(&["task", "ps", id]).stdout)
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+            .collect::<Vec<u32>>();
+        pids.iter().any(|p| cmdline(*p).trim() == "sleep 301")
+    });
+    assert!(pids.contains(&init_pid), "ps {pids:?} lacks init pid {init_pid}");
+
+    // metrics come from the container's cgroups.
+    let out = text(&cd.ctr_ok(&["task", "metrics", id]).stdout);
+    let metric = |name: &str| -> u64 {
+        out.lines()
+            .find_map(|l| {
+                let mut f = l.split_whitespace();
+                (f.next() == Some(name)).then(|| f.next()?.parse().ok()).flatten()
+            })
+            .unwrap_or_else(|| panic!("no {name} in metrics:\n{out}"))
+    };
+    assert!(metric("memory.usage_in_bytes") > 0, "metrics:\n{out}");
+    assert!(metric("pids.current") >= 3, "sh, its sleep and the exec'd sleep; metrics:\n{out}");
+
+    // Kill the exec; killing it again finds nothing to kill.
+    cd.ctr_ok(&["task", "kill", "--exec-id", "bg", "-s", "SIGKILL", id]);
+    wait_until("the exec to be gone", Duration::from_secs(10), || {
+        !text(&cd.ctr_ok(&["task", "ps", id]).stdout).lines().skip(1).any(|l| {
+            l.split_whitespace().next().and_then(|p| p.parse::<u32>().ok()).map(|p| cmdline(p).trim() == "sleep 301").unwrap_or(false)
+        })
+    });
+    let mut gone = false;
+    wait_until("a second kill to report not found", Duration::from_secs(10), || {
+        let out = cd.ctr(&["task", "kill", "--exec-id", "bg", "-s", "SIGKILL", id]);
+        gone = !out.status.success() && text(&out.stderr).contains("not found");
+        gone
+    });
+
+    // A running task cannot be deleted.
+    let out = cd.ctr(&["task", "delete", id]);
+    assert!(!out.status.success(), "deleting a running task should fail");
+
+    // pause freezes the cgroup; resume thaws it.
+    cd.ctr_ok(&["task", "pause", id]);
+    cd.wait_status(id, "PAUSED");
+    let freezer = Path::new(CGROUP_ROOT).join("freezer").join(&cd.ns).join(id).join("freezer.state");
+    if freezer.parent().unwrap().is_dir() {
+        assert_eq!(fs::read_to_string(&freezer).unwrap().trim(), "FROZEN");
+    }
+    cd.ctr_ok(&["task", "resume", id]);
+    cd.wait_status(id, "RUNNING");
+
+    // kill (SIGTERM) reaches PID 1's trap; its exit code comes through.
+    cd.ctr_ok(&["task", "kill", id]);
+    cd.wait_status(id, "STOPPED");
+    let out = cd.ctr_ok(&["task", "delete", id]);
+    assert!(text(&out.stderr).contains("exit code 42"), "task delete should report 42; stderr: {}", text(&out.stderr));
+    assert!(cd.task(id).is_none(), "task still listed after delete");
+    assert!(!cd.runtime_state(id).exists(), "runtime state left after delete");
+    assert_eq!(cd.container_cgroup(id), None, "container cgroup left after delete");
+    cd.ctr_ok(&["containers", "rm", id]);
+    wait_until("the shim to exit", Duration::from_secs(10), || cd.shims().is_empty());
+}
+
+#[test]
+fn terminal_through_console_socket() {
+    let Some(cd) = Containerd::start() else { return };
+    let Some(script) = which("script") else {
+        panic!("`script` (util-linux) is needed to give ctr a terminal");
+    };
+    // ctr -t wants a terminal of its own: script(1) provides one.
+    let ctr = format!(
+        "{} --address {} --namespace {} run --rm -t --runtime {RUNTIME} {IMAGE} tty1 sh -c 'tty; echo on-a-tty; exit 5'",
+        cd.ctr.display(),
+        cd.sock.display(),
+        cd.ns
+    );
+    let mut c = Command::new(script);
+    c.args(["-qec", &ctr, "/dev/null"]);
+    let out = run_with_timeout(c, TIMEOUT);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(5), "stdout: {stdout}\nstderr: {}", text(&out.stderr));
+    assert!(stdout.contains("/dev/pts/"), "the process should have a pty: {stdout}");
+    assert!(stdout.contains("on-a-tty"), "output through the pty: {stdout}");
+    assert!(cd.tasks().is_empty(), "tasks left: {:?}", cd.tasks());
+}
+
+#[test]
+fn container_outlives_a_containerd_restart() {
+    let Some(mut cd) = Containerd::start() else { return };
+    let id = "survivor";
+    let out = cd.run(&["-d", "--null-io"], id, &["sh", "-c", "trap 'exit 9' TERM; sleep 1000 & wait"]);
+    assert!(out.status.success(), "ctr run -d: {}", text(&out.stderr));
+    cd.wait_status(id, "RUNNING");
+    let (pid, _) = cd.task(id).unwrap();
+    let shims = cd.shims();
+    assert_eq!(shims.len(), 1);
+
+    cd.restart();
+    assert_eq!(cd.shims(), shims, "the shim should outlive containerd");
+    assert_eq!(cd.task(id), Some((pid, "RUNNING".to_string())), "the task after the restart");
+
+    // Still controllable: exec (its events go over a new connection), kill, delete.
+    let out = cd.ctr(&["task", "exec", "--exec-id", "after", id, "sh", "-c", "echo after-restart; exit 4"]);
+    assert_eq!(out.status.code(), Some(4), "stderr: {}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("after-restart"), "stdout: {}", text(&out.stdout));
+    cd.ctr_ok(&["task", "kill", id]);
+    cd.wait_status(id, "STOPPED");
+    let out = cd.ctr_ok(&["task", "delete", id]);
+    assert!(text(&out.stderr).contains("exit code 9"), "stderr: {}", text(&out.stderr));
+    cd.ctr_ok(&["containers", "rm", id]);
+    wait_until("the shim to exit", Duration::from_secs(10), || cd.shims().is_empty());
+}
