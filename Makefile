@@ -30,6 +30,7 @@ demo: deps build
 
 install: build
 	install -D -m 0755 target/release/berth-runtime $(DESTDIR)$(PREFIX)/bin/berth-runtime
+	install -D -m 0755 target/release/containerd-shim-berth-v2 $(DESTDIR)$(PREFIX)/bin/containerd-shim-berth-v2
 
 clean:
 	$(CARGO) clean
