@@ -24,6 +24,7 @@ conformance: deps build
 
 bench: deps build
 	bash bench/runtime.sh
+	bash bench/shim.sh
 
 demo: deps build
 	bash scripts/demo.sh

@@ -42,11 +42,20 @@ fn state() -> std::sync::MutexGuard<'static, State> {
 
 /// Starts the reaper thread. Call once, before any child is started.
 pub fn start() -> std::io::Result<()> {
-    let mut signals = signal_hook::iterator::Signals::new([libc::SIGCHLD])?;
+    // The shim's other signals are taken here too, to spare a thread: SIGTERM
+    // and SIGINT must not end a shim that holds a running container (only
+    // Shutdown does), and SIGPIPE is an error on the write, not a death. Caught
+    // rather than ignored, so that children start with default dispositions.
+    let mut signals =
+        signal_hook::iterator::Signals::new([libc::SIGCHLD, libc::SIGTERM, libc::SIGINT, libc::SIGPIPE])?;
     RUNNING.store(true, Ordering::SeqCst);
     std::thread::Builder::new().name("reaper".into()).spawn(move || {
-        for _ in signals.forever() {
-            reap_all();
+        for sig in signals.forever() {
+            if sig == libc::SIGCHLD {
+                reap_all();
+            } else {
+                log::debug!("received signal {sig}");
+            }
         }
     })?;
     // Children that exited before the handler was installed.

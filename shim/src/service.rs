@@ -130,6 +130,7 @@ impl TaskService {
         }
         let watcher = init.clone();
         reaper::watch(pid, since, move |code| watcher.exited(code));
+        crate::oom::watch(&req.id, pid as u32, self.events.clone());
 
         let container = Arc::new(Container {
             id: req.id.clone(),
@@ -518,6 +519,7 @@ macro_rules! handlers {
                     if let Err(e) = &r {
                         log::info!("{}: {e}", stringify!($method));
                     }
+                    crate::shim::trim_heap();
                     r.map_err(Into::into)
                 }
             )*

@@ -7,12 +7,13 @@ use std::path::PathBuf;
 
 use containerd_shim::protos::cgroups::metrics::{CPUStat, CPUUsage, MemoryEntry, MemoryStat, Metrics, PidsStat};
 use containerd_shim::protos::protobuf::well_known_types::any::Any;
-use containerd_shim::protos::protobuf::MessageField;
-use containerd_shim::util::convert_to_any;
+use containerd_shim::protos::protobuf::{Message, MessageField};
 
 use crate::error::{Error, Result};
 
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+/// The full protobuf name of [`Metrics`], as containerd's typeurl expects.
+const METRICS_TYPE: &str = "io.containerd.cgroups.v1.Metrics";
 
 /// controller -> directory of `pid`'s cgroup, from /proc/PID/cgroup.
 fn cgroup_dirs(pid: u32) -> Result<HashMap<String, PathBuf>> {
@@ -33,6 +34,11 @@ fn cgroup_dirs(pid: u32) -> Result<HashMap<String, PathBuf>> {
         }
     }
     Ok(dirs)
+}
+
+/// The v1 memory cgroup directory of `pid`.
+pub fn memory_cgroup(pid: u32) -> Option<PathBuf> {
+    cgroup_dirs(pid).ok()?.remove("memory")
 }
 
 fn read_u64(dir: Option<&PathBuf>, file: &str) -> u64 {
@@ -136,5 +142,8 @@ pub fn metrics(pid: u32) -> Result<Any> {
         kernel_tcp: entry(mem, "memory.kmem.tcp"),
         ..Default::default()
     });
-    convert_to_any(Box::new(m)).map_err(|e| Error::Runtime(format!("encode metrics: {e}")))
+    // Named by hand: convert_to_any would build metrics.proto's descriptors
+    // through reflection and keep them resident.
+    let value = m.write_to_bytes().map_err(|e| Error::Runtime(format!("encode metrics: {e}")))?;
+    Ok(Any { type_url: METRICS_TYPE.to_string(), value, ..Default::default() })
 }

@@ -647,3 +647,48 @@ fn container_outlives_a_containerd_restart() {
     cd.ctr_ok(&["containers", "rm", id]);
     wait_until("the shim to exit", Duration::from_secs(10), || cd.shims().is_empty());
 }
+
+/// Kills a helper child (here `ctr events`) when dropped, also on panic.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn memory_limit_oom_kill_reports_event_and_137() {
+    let Some(cd) = Containerd::start() else { return };
+    let log = cd.dir.join("events.log");
+    let events = KillOnDrop(
+        cd.ctr_cmd(&["events"])
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&log).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn ctr events"),
+    );
+    // ctr events is subscribed once it saw an event of ours: a throw-away task.
+    wait_until("ctr events to subscribe", Duration::from_secs(20), || {
+        let out = cd.run(&["--rm"], "ping", &["true"]);
+        assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+        fs::read_to_string(&log).unwrap_or_default().contains("/tasks/delete")
+    });
+
+    // 16 MiB, and a shell that doubles a string until the OOM killer ends it.
+    let out = cd.run(
+        &["--rm", "--memory-limit", "16777216"],
+        "oom",
+        &["sh", "-c", "a=aaaaaaaaaaaaaaaa; while true; do a=$a$a; done"],
+    );
+    assert_eq!(out.status.code(), Some(137), "stderr: {}\n{}", text(&out.stderr), cd.log_tail(30));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !fs::read_to_string(&log).unwrap_or_default().lines().any(|l| l.contains("/tasks/oom") && l.contains("oom")) {
+        assert!(Instant::now() < deadline, "no /tasks/oom event in 10s; events:\n{}", fs::read_to_string(&log).unwrap_or_default());
+        thread::sleep(Duration::from_millis(50));
+    }
+    drop(events);
+    assert!(cd.tasks().is_empty(), "tasks left: {:?}", cd.tasks());
+}
