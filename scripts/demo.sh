@@ -10,6 +10,7 @@ id=demo-$$
 cleanup() {
   "$RT" --root "$root" delete --force "$id" >/dev/null 2>&1 || true
   [[ -n "${CTRD_PID:-}" ]] && kill "$CTRD_PID" 2>/dev/null && wait "$CTRD_PID" 2>/dev/null || true
+  for c in /sys/fs/cgroup/*/; do rmdir "$c/berth-demo" 2>/dev/null || true; done
   grep -o " $work[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   rm -rf "$work"
 }
@@ -80,7 +81,8 @@ for m in i["manifests"]:
 json.dump(i, open(p, "w"))
 PY
   tar -C "$work/img/oci" -cf "$work/img/demo.tar" .
-  ctr() { command ctr --address "$work/ctrd/ctrd.sock" "$@"; }
+  # Our own namespace: containerd puts its containers' cgroups under /<namespace>.
+  ctr() { command ctr --address "$work/ctrd/ctrd.sock" --namespace berth-demo "$@"; }
   ctr images import --all-platforms "$work/img/demo.tar" >/dev/null
   set +e
   ctr run --rm --runc-binary "$RT" docker.io/library/berth-demo:latest "c$$" sh -c 'echo "hello from containerd + berth-runtime"; exit 7'

@@ -45,7 +45,8 @@ fn memory_cgroup(path: &str) -> Option<std::path::PathBuf> {
 fn kernel_memory_limits_are_ignored_and_the_limit_applied() {
     let mut env = Env::new();
     let id = env.id("kmem");
-    let cg = format!("/berth-test/{id}");
+    // A top-level cgroup of its own: the runtime removes it, and no parent is left behind.
+    let cg = format!("/{id}");
     let mut config = Env::config(&["sleep", "100"], "/");
     config["linux"]["cgroupsPath"] = cg.clone().into();
     config["linux"]["resources"] =
@@ -57,7 +58,6 @@ fn kernel_memory_limits_are_ignored_and_the_limit_applied() {
         assert_eq!(limit.trim(), "67108864");
         ok(env.run(&mut env.rt(&["delete", "--force", &id])), "delete");
         assert!(!dir.exists(), "cgroup {} left behind", dir.display());
-        let _ = std::fs::remove_dir(dir.parent().unwrap());
     }
 }
 
@@ -70,11 +70,12 @@ fn systemd_cgroup_path_on_a_v1_host() {
     let mut env = Env::new();
     let id = env.id("sd");
     let mut config = Env::config(&["sleep", "100"], "/");
-    config["linux"]["cgroupsPath"] = format!("system.slice:berth-test:{id}").into();
+    // A slice of the test's own, removed at the end (system.slice may be the host's).
+    config["linux"]["cgroupsPath"] = format!("berth-test.slice:berth-test:{id}").into();
     env.write(&config);
     let mut create = env.rt(&["--systemd-cgroup", "create", "--bundle", &env.bundle(), &id]);
     ok(env.run(&mut create), "create");
-    let scope = memory.join(format!("system.slice/berth-test-{id}.scope"));
+    let scope = memory.join(format!("berth-test.slice/berth-test-{id}.scope"));
     assert!(scope.is_dir(), "expected the container in {}", scope.display());
     let state: serde_json::Value =
         serde_json::from_slice(&ok(env.run(&mut env.rt(&["state", &id])), "state").stdout).unwrap();
@@ -82,4 +83,7 @@ fn systemd_cgroup_path_on_a_v1_host() {
     assert!(procs.lines().any(|p| p.parse::<i64>().ok() == state["pid"].as_i64()), "init not in {}", scope.display());
     ok(env.run(&mut env.rt(&["delete", "--force", &id])), "delete");
     assert!(!scope.exists(), "cgroup {} left behind", scope.display());
+    for ctrl in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let _ = std::fs::remove_dir(ctrl.path().join("berth-test.slice"));
+    }
 }
