@@ -16,7 +16,6 @@
 
 use std::ffi::CString;
 use std::fs;
-use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -30,73 +29,16 @@ const SHIM: &str = env!("CARGO_BIN_EXE_containerd-shim-berth-v2");
 /// Where the shim keeps runtime state: `<root>/<namespace>/<id>`.
 const RUNTIME_ROOT: &str = "/run/containerd/berth";
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
-const TIMEOUT: Duration = Duration::from_secs(60);
+const TIMEOUT: Duration = support::TIMEOUT;
+
+#[path = "../../testsupport/containerd.rs"]
+mod support;
+use support::{build_image, cgroup_dirs_depth_first, check, kill_pid, run_with_timeout, text, unix_socket_paths, which};
 
 static SEQ: AtomicUsize = AtomicUsize::new(0);
 
 // ---------------------------------------------------------------------------
 // helpers
-
-fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/usr/bin", "/sbin", "/bin"].iter().map(PathBuf::from))
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
-
-/// Runs `cmd`, killing it after `timeout` so a hung client fails the test.
-fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Output {
-    let desc = format!("{cmd:?}");
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {desc}: {e}"));
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let t_out = thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let t_err = thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("try_wait") {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("timed out after {timeout:?}: {desc}");
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
-    Output { status, stdout: t_out.join().unwrap(), stderr: t_err.join().unwrap() }
-}
-
-fn check(cmd: Command) -> Output {
-    let desc = format!("{cmd:?}");
-    let out = run_with_timeout(cmd, TIMEOUT);
-    assert!(
-        out.status.success(),
-        "{desc} failed with {}\nstdout: {}\nstderr: {}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    out
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
@@ -104,42 +46,6 @@ fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
         thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// The static busybox image as an OCI layout tar, made with umoci.
-fn build_image(dir: &Path) -> PathBuf {
-    let umoci = which("umoci").expect("umoci is required to build the test image (apt-get install umoci)");
-    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file())
-        .expect("a static busybox is required (apt-get install busybox-static)");
-    let rootfs = dir.join("image-rootfs");
-    fs::create_dir_all(rootfs.join("bin")).unwrap();
-    fs::copy(&busybox, rootfs.join("bin/busybox")).unwrap();
-    for applet in ["sh", "true", "echo", "cat", "sleep", "tr", "tty", "stty"] {
-        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
-    }
-    for d in ["proc", "sys", "dev", "tmp", "etc"] {
-        fs::create_dir_all(rootfs.join(d)).unwrap();
-    }
-    let layout = dir.join("image-layout");
-    let image = format!("{}:latest", layout.display());
-    let umoci_cmd = |args: &[&str]| {
-        let mut c = Command::new(&umoci);
-        c.args(args);
-        check(c);
-    };
-    umoci_cmd(&["init", "--layout", layout.to_str().unwrap()]);
-    umoci_cmd(&["new", "--image", &image]);
-    umoci_cmd(&["insert", "--image", &image, rootfs.to_str().unwrap(), "/"]);
-    umoci_cmd(&["config", "--image", &image, "--config.cmd", "/bin/sh", "--config.env", "PATH=/bin"]);
-    umoci_cmd(&["gc", "--layout", layout.to_str().unwrap()]);
-    let tar = dir.join("image.tar");
-    let mut c = Command::new("tar");
-    c.arg("-C").arg(&layout).arg("-cf").arg(&tar).arg(".");
-    check(c);
-    tar
 }
 
 // ---------------------------------------------------------------------------
@@ -334,47 +240,6 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.a
 
 // ---------------------------------------------------------------------------
 // cleanup, run even when a test panics
-
-fn cgroup_dirs_depth_first(root: &Path, out: &mut Vec<PathBuf>) {
-    if let Ok(rd) = fs::read_dir(root) {
-        for e in rd.flatten() {
-            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                cgroup_dirs_depth_first(&e.path(), out);
-            }
-        }
-    }
-    out.push(root.to_path_buf());
-}
-
-fn kill_pid(pid: i32) {
-    if pid > 1 {
-        // SAFETY: plain kill(2) on a pid found in our own cgroups or shim scan.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-    }
-}
-
-/// Unix socket paths held open by `pid`.
-fn unix_socket_paths(pid: i32) -> Vec<PathBuf> {
-    let inodes: Vec<String> = fs::read_dir(format!("/proc/{pid}/fd"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| fs::read_link(e.path()).ok())
-        .filter_map(|l| {
-            let l = l.to_string_lossy().into_owned();
-            l.strip_prefix("socket:[").and_then(|s| s.strip_suffix(']')).map(str::to_string)
-        })
-        .collect();
-    fs::read_to_string("/proc/net/unix")
-        .unwrap_or_default()
-        .lines()
-        .skip(1)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.len() >= 8 && inodes.iter().any(|i| i == f[6]) && f[7].starts_with('/')).then(|| PathBuf::from(f[7]))
-        })
-        .collect()
-}
 
 impl Drop for Containerd {
     fn drop(&mut self) {
