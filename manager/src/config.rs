@@ -1,0 +1,61 @@
+//! berthd's settings: dockerd-style flags over a TOML file (`/etc/berth/berthd.toml`).
+
+use crate::errors::{Error, Result};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_CONFIG_FILE: &str = "/etc/berth/berthd.toml";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_root: PathBuf,
+    pub exec_root: PathBuf,
+    /// Unix socket paths to listen on.
+    pub hosts: Vec<PathBuf>,
+    pub insecure_registries: Vec<String>,
+    pub pidfile: PathBuf,
+    pub log_level: String,
+    pub debug: bool,
+}
+
+/// The file's keys are the flags' names (`data-root = "/srv/berth"`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct FileConfig {
+    pub data_root: Option<PathBuf>,
+    pub exec_root: Option<PathBuf>,
+    pub hosts: Option<Vec<String>>,
+    pub insecure_registries: Option<Vec<String>>,
+    pub pidfile: Option<PathBuf>,
+    pub log_level: Option<String>,
+    pub debug: Option<bool>,
+}
+
+impl FileConfig {
+    /// Read the file; a missing default file is fine, a missing named one is not.
+    pub fn load(path: Option<&Path>) -> Result<Self> {
+        let (p, explicit) = match path {
+            Some(p) => (p.to_path_buf(), true),
+            None => (PathBuf::from(DEFAULT_CONFIG_FILE), false),
+        };
+        match std::fs::read_to_string(&p) {
+            Ok(s) => toml::from_str(&s).map_err(|e| Error::invalid(format!("config file {}: {e}", p.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => Ok(Self::default()),
+            Err(e) => Err(Error::invalid(format!("config file {}: {e}", p.display()))),
+        }
+    }
+}
+
+/// `unix:///run/berth/berth.sock` → the path. Only unix sockets are served.
+pub fn parse_host(h: &str) -> Result<PathBuf> {
+    if let Some(p) = h.strip_prefix("unix://") {
+        if p.is_empty() {
+            return Err(Error::invalid(format!("invalid host {h:?}: empty socket path")));
+        }
+        return Ok(PathBuf::from(p));
+    }
+    if h.starts_with('/') {
+        return Ok(PathBuf::from(h));
+    }
+    Err(Error::invalid(format!("invalid host {h:?}: berthd listens on unix sockets only (unix:///PATH)")))
+}

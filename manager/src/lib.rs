@@ -1,0 +1,39 @@
+//! berth_manager: the library behind berthd (the daemon) — images, content, snapshots, the
+//! embedded store and the Docker Engine API.
+
+pub mod api;
+pub mod config;
+pub mod content;
+pub mod distribution;
+pub mod errors;
+pub mod image;
+pub mod reference;
+pub mod snapshot;
+pub mod store;
+
+use std::sync::Arc;
+
+/// What every API handler can reach.
+pub struct Daemon {
+    pub config: config::Config,
+    pub id: String,
+    pub images: Arc<image::ImageService>,
+}
+
+impl Daemon {
+    /// Open the store and services and clean up after a previous run.
+    pub async fn open(config: config::Config) -> errors::Result<Arc<Self>> {
+        let store = Arc::new(store::Store::open(&config.data_root.join("berth.db"))?);
+        let images = Arc::new(image::ImageService::new(store.clone(), &config.data_root, &config.exec_root, config.insecure_registries.clone())?);
+        images.recover().await?;
+        let id = match store.get::<String>(store::META, "engine-id")? {
+            Some(id) => id,
+            None => {
+                let id = content::random_hex(16);
+                store.write(|w| w.put(store::META, "engine-id", &id))?;
+                id
+            }
+        };
+        Ok(Arc::new(Daemon { config, id, images }))
+    }
+}
