@@ -1,6 +1,6 @@
 //! /images/…: each handler parses, calls the image service once, renders.
 
-use super::{body_reader, json, json_status, stream_response, ApiError, ApiResult, Query};
+use super::{body_reader, json, stream_response, ApiError, ApiResult, Query};
 use crate::errors::Error;
 use crate::image::{decode_auth_header, ListFilters, Progress};
 use crate::reference::Reference;
@@ -67,18 +67,16 @@ pub async fn create(State(d): D, RawQuery(q): RawQuery, headers: HeaderMap, body
 }
 
 pub async fn load(State(d): D, RawQuery(q): RawQuery, body: Body) -> ApiResult {
-    let q = Query::parse(q.as_deref());
-    let quiet = q.flag("quiet");
+    // `quiet` only silences progress bars (berth prints none); the result lines always go out.
+    let _ = q;
     let reader = body_reader(body);
     let svc = d.images.clone();
     let res = tokio::task::spawn_blocking(move || svc.load(reader)).await.map_err(|e| Error::internal(e.to_string()))?;
     let lines = res?;
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let p = Progress::new(tx);
-    if !quiet {
-        for l in lines {
-            p.stream(&format!("{l}\n"));
-        }
+    for l in lines {
+        p.stream(&format!("{l}\n"));
     }
     drop(p);
     Ok(stream_response(rx, "application/json"))
@@ -170,7 +168,7 @@ pub async fn by_name_post(State(d): D, Path(rest): Path<String>, RawQuery(q): Ra
         (name, "tag") => {
             let repo = q.get("repo").filter(|r| !r.is_empty()).ok_or_else(|| Error::invalid("repo is required"))?;
             d.images.tag(name, repo, q.get("tag"))?;
-            Ok(json_status(StatusCode::CREATED, &serde_json::Value::Null).map(|_| Body::empty()))
+            Ok(axum::response::Response::builder().status(StatusCode::CREATED).body(Body::empty()).unwrap())
         }
         (name, "push") => {
             if headers.get("x-registry-auth").is_none() {

@@ -113,7 +113,24 @@ impl ImageService {
         };
         // (config path, layer paths, tags) for each image in the archive.
         let mut wanted: Vec<(String, Vec<String>, Vec<String>)> = Vec::new();
-        if dir.join("manifest.json").exists() || links.contains_key("manifest.json") {
+        // Manifests of an OCI layout, by config digest: kept so a push keeps their digest.
+        let mut manifests: HashMap<String, (Vec<u8>, String)> = HashMap::new();
+        let has = |n: &str| dir.join(n).exists() || links.contains_key(n);
+        if has("index.json") {
+            let idx: oci_spec::image::ImageIndex = serde_json::from_slice(&read_small("index.json", dist::MANIFEST_LIMIT)?).map_err(|e| Error::invalid(format!("index.json: {e}")))?;
+            for d in idx.manifests() {
+                let mb = read_small(&blob_path(&d.digest().to_string()), dist::MANIFEST_LIMIT)?;
+                let m: oci_spec::image::ImageManifest = serde_json::from_slice(&mb).map_err(|e| Error::invalid(format!("manifest {}: {e}", d.digest())))?;
+                let cfg = m.config().digest().to_string();
+                if !has("manifest.json") {
+                    let ann = d.annotations().clone().unwrap_or_default();
+                    let tags: Vec<String> = ann.get("io.containerd.image.name").cloned().into_iter().collect();
+                    wanted.push((blob_path(&cfg), m.layers().iter().map(|l| blob_path(&l.digest().to_string())).collect(), tags));
+                }
+                manifests.insert(cfg, (mb, d.media_type().to_string()));
+            }
+        }
+        if has("manifest.json") {
             #[derive(serde::Deserialize)]
             struct Entry {
                 #[serde(rename = "Config")]
@@ -127,15 +144,8 @@ impl ImageService {
             for e in m {
                 wanted.push((e.config, e.layers, e.repo_tags.unwrap_or_default()));
             }
-        } else if dir.join("index.json").exists() {
-            let idx: oci_spec::image::ImageIndex = serde_json::from_slice(&read_small("index.json", dist::MANIFEST_LIMIT)?).map_err(|e| Error::invalid(format!("index.json: {e}")))?;
-            for d in idx.manifests() {
-                let tags: Vec<String> = d.annotations().as_ref().and_then(|a| a.get("io.containerd.image.name").cloned()).into_iter().collect();
-                let mb = read_small(&blob_path(&d.digest().to_string()), dist::MANIFEST_LIMIT)?;
-                let m: oci_spec::image::ImageManifest = serde_json::from_slice(&mb).map_err(|e| Error::invalid(format!("manifest {}: {e}", d.digest())))?;
-                wanted.push((blob_path(&m.config().digest().to_string()), m.layers().iter().map(|l| blob_path(&l.digest().to_string())).collect(), tags));
-            }
-        } else {
+        }
+        if wanted.is_empty() && !has("manifest.json") && !has("index.json") {
             return Err(Error::invalid("not an image archive: it has neither manifest.json nor index.json"));
         }
         let mut out = Vec::new();
@@ -177,7 +187,12 @@ impl ImageService {
             for t in &tags {
                 keys.push(Reference::parse(t)?.tag_key().unwrap());
             }
-            let rec = ImageRecord { id: id.clone(), manifest: None, manifest_media_type: None, repo_digests: vec![], extra_blobs: vec![], layers, chain_ids: chains, size, added: super::now_rfc3339(), last_tag_time: None };
+            // The layout's manifest, if it describes exactly these blobs.
+            let (manifest, manifest_media_type) = match manifests.get(&id) {
+                Some((mb, mt)) if self.manifest_matches(mb, &layers) => (Some(self.content.put(mb, None)?), Some(mt.clone())),
+                _ => (None, None),
+            };
+            let rec = ImageRecord { id: id.clone(), manifest, manifest_media_type, repo_digests: vec![], extra_blobs: vec![], layers, chain_ids: chains, size, added: super::now_rfc3339(), last_tag_time: None };
             self.commit_image(rec, &keys, None)?;
             if tags.is_empty() {
                 out.push(format!("Loaded image ID: {id}"));
@@ -187,6 +202,13 @@ impl ImageService {
             }
         }
         Ok(out)
+    }
+
+    fn manifest_matches(&self, bytes: &[u8], layers: &[LayerRecord]) -> bool {
+        match serde_json::from_slice::<oci_spec::image::ImageManifest>(bytes) {
+            Ok(m) => m.layers().len() == layers.len() && m.layers().iter().zip(layers).all(|(d, l)| d.digest().to_string() == l.digest),
+            Err(_) => false,
+        }
     }
 
     /// `import`: a root filesystem tar (plain or compressed) becomes a one-layer image.
