@@ -1,0 +1,187 @@
+//! Human-readable sizes, durations and ids, in the shapes docker's CLI prints them
+//! (go-units: decimal sizes such as `4.26MB`, binary sizes such as `3.8GiB`,
+//! durations such as `2 hours`).
+
+const DECIMAL_UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
+const BINARY_UNITS: [&str; 9] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"];
+
+/// Formats `x` like Go's `%.{prec}g`: `prec` significant digits, trailing zeros dropped,
+/// exponent form for very large or small magnitudes.
+pub fn format_g(x: f64, prec: usize) -> String {
+    let prec = prec.max(1);
+    if x == 0.0 {
+        return "0".to_string();
+    }
+    if !x.is_finite() {
+        return format!("{x}");
+    }
+    let sci = format!("{:.*e}", prec - 1, x);
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if exp < -4 || exp >= prec as i32 {
+        let mantissa = trim_fraction(mantissa);
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exp.abs())
+    } else {
+        let decimals = (prec as i32 - 1 - exp).max(0) as usize;
+        trim_fraction(&format!("{:.*}", decimals, x)).to_string()
+    }
+}
+
+fn trim_fraction(s: &str) -> &str {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        s
+    }
+}
+
+fn scaled(size: f64, base: f64, units: &[&'static str]) -> (f64, &'static str) {
+    let mut size = size;
+    let mut i = 0;
+    while size >= base && i < units.len() - 1 {
+        size /= base;
+        i += 1;
+    }
+    (size, units[i])
+}
+
+/// Decimal size with `prec` significant digits (docker images uses 3: `1.98MB`).
+pub fn human_size_prec(size: i64, prec: usize) -> String {
+    let (v, unit) = scaled(size as f64, 1000.0, &DECIMAL_UNITS);
+    format!("{}{unit}", format_g(v, prec))
+}
+
+/// Decimal size with 4 significant digits (docker's `units.HumanSize`: `1.982MB`).
+pub fn human_size(size: i64) -> String {
+    human_size_prec(size, 4)
+}
+
+/// Binary size with 4 significant digits (docker's `units.BytesSize`: `3.84GiB`).
+pub fn bytes_size(size: i64) -> String {
+    let (v, unit) = scaled(size as f64, 1024.0, &BINARY_UNITS);
+    format!("{}{unit}", format_g(v, 4))
+}
+
+/// A duration in words, like go-units' HumanDuration.
+pub fn human_duration(secs: i64) -> String {
+    let secs = secs.max(0);
+    let minutes = secs / 60;
+    // Hours are rounded to the nearest hour, as Go's d.Round(time.Hour) does.
+    let hours = (secs + 1800) / 3600;
+    if secs < 1 {
+        "Less than a second".to_string()
+    } else if secs == 1 {
+        "1 second".to_string()
+    } else if secs < 60 {
+        format!("{secs} seconds")
+    } else if minutes == 1 {
+        "About a minute".to_string()
+    } else if minutes < 60 {
+        format!("{minutes} minutes")
+    } else if hours == 1 {
+        "About an hour".to_string()
+    } else if hours < 48 {
+        format!("{hours} hours")
+    } else if hours < 24 * 7 * 2 {
+        format!("{} days", hours / 24)
+    } else if hours < 24 * 30 * 2 {
+        format!("{} weeks", hours / 24 / 7)
+    } else if hours < 24 * 365 * 2 {
+        format!("{} months", hours / 24 / 30)
+    } else {
+        format!("{} years", secs / 3600 / 24 / 365)
+    }
+}
+
+/// "2 hours ago" for a unix timestamp.
+pub fn since(unix: i64) -> String {
+    let now = chrono::Utc::now().timestamp();
+    format!("{} ago", human_duration(now - unix))
+}
+
+/// Go's `time.Unix(t, 0).String()` in local time: `2024-01-02 15:04:05 +0000 UTC`.
+pub fn go_time_string(unix: i64) -> String {
+    use chrono::TimeZone;
+    match chrono::Local.timestamp_opt(unix, 0).single() {
+        Some(t) => {
+            let zone = if t.offset().local_minus_utc() == 0 {
+                "UTC".to_string()
+            } else {
+                t.format("%z").to_string()
+            };
+            format!("{} {zone}", t.format("%Y-%m-%d %H:%M:%S %z"))
+        }
+        None => unix.to_string(),
+    }
+}
+
+/// RFC 3339 in local time, `Z` for UTC (Go's `time.RFC3339`).
+pub fn rfc3339(unix: i64) -> String {
+    use chrono::TimeZone;
+    match chrono::Local.timestamp_opt(unix, 0).single() {
+        Some(t) => t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        None => unix.to_string(),
+    }
+}
+
+/// docker's short id: the hex without `sha256:`, 12 characters.
+pub fn short_id(id: &str) -> String {
+    let hex = id.split_once(':').map(|(_, h)| h).unwrap_or(id);
+    hex.chars().take(12).collect()
+}
+
+/// Cuts `s` to `max` characters, ending with `…` when it was longer.
+pub fn ellipsis(s: &str, max: usize) -> String {
+    let n = s.chars().count();
+    if n <= max {
+        return s.to_string();
+    }
+    if max == 0 {
+        return String::new();
+    }
+    let mut out: String = s.chars().take(max - 1).collect();
+    out.push('…');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_match_go_units() {
+        assert_eq!(human_size_prec(1_982_291, 3), "1.98MB");
+        assert_eq!(human_size(1_982_291), "1.982MB");
+        assert_eq!(human_size_prec(0, 3), "0B");
+        assert_eq!(human_size_prec(999, 3), "999B");
+        assert_eq!(human_size_prec(125_000, 3), "125kB");
+        assert_eq!(human_size_prec(1_200_000, 3), "1.2MB");
+        assert_eq!(human_size_prec(999_999, 3), "1e+03kB");
+        assert_eq!(bytes_size(4_123_000_000), "3.84GiB");
+        assert_eq!(bytes_size(512), "512B");
+    }
+
+    #[test]
+    fn durations_match_go_units() {
+        assert_eq!(human_duration(0), "Less than a second");
+        assert_eq!(human_duration(1), "1 second");
+        assert_eq!(human_duration(59), "59 seconds");
+        assert_eq!(human_duration(60), "About a minute");
+        assert_eq!(human_duration(3599), "59 minutes");
+        assert_eq!(human_duration(3600), "About an hour");
+        assert_eq!(human_duration(7200), "2 hours");
+        assert_eq!(human_duration(3 * 86400), "3 days");
+        assert_eq!(human_duration(20 * 86400), "2 weeks");
+        assert_eq!(human_duration(90 * 86400), "3 months");
+        assert_eq!(human_duration(800 * 86400), "2 years");
+    }
+
+    #[test]
+    fn ids_and_ellipsis() {
+        assert_eq!(short_id("sha256:aae0211e373d70102c09f8d2"), "aae0211e373d");
+        assert_eq!(short_id("<missing>"), "<missing>");
+        assert_eq!(ellipsis("abcdef", 4), "abc…");
+        assert_eq!(ellipsis("abc", 4), "abc");
+    }
+}
