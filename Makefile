@@ -25,6 +25,7 @@ conformance: deps build
 bench: deps build
 	bash bench/runtime.sh
 	bash bench/shim.sh
+	bash bench/pull.sh
 
 demo: deps build
 	bash scripts/demo.sh
@@ -32,6 +33,8 @@ demo: deps build
 install: build
 	install -D -m 0755 target/release/berth-runtime $(DESTDIR)$(PREFIX)/bin/berth-runtime
 	install -D -m 0755 target/release/containerd-shim-berth-v2 $(DESTDIR)$(PREFIX)/bin/containerd-shim-berth-v2
+	install -D -m 0755 target/release/berthd $(DESTDIR)$(PREFIX)/bin/berthd
+	install -D -m 0755 target/release/berth $(DESTDIR)$(PREFIX)/bin/berth
 
 clean:
 	$(CARGO) clean

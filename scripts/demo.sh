@@ -10,6 +10,8 @@ id=demo-$$
 cleanup() {
   "$RT" --root "$root" delete --force "$id" >/dev/null 2>&1 || true
   [[ -n "${CTRD_PID:-}" ]] && kill "$CTRD_PID" 2>/dev/null && wait "$CTRD_PID" 2>/dev/null || true
+  [[ -n "${BERTHD_PID:-}" ]] && kill "$BERTHD_PID" 2>/dev/null && wait "$BERTHD_PID" 2>/dev/null || true
+  [[ -n "${REG_PID:-}" ]] && kill "$REG_PID" 2>/dev/null && wait "$REG_PID" 2>/dev/null || true
   for c in /sys/fs/cgroup/*/; do rmdir "$c/berth-demo" 2>/dev/null || true; done
   grep -o " $work[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   rm -rf "$work"
@@ -88,5 +90,35 @@ PY
   ctr run --rm --runc-binary "$RT" docker.io/library/berth-demo:latest "c$$" sh -c 'echo "hello from containerd + berth-runtime"; exit 7'
   rc=$?; set -e
   echo "exit code through containerd: $rc"
+fi
+
+if command -v docker-registry >/dev/null && [[ -d $work/img/oci ]]; then
+  say "berthd + berth: pull from a local registry, inspect, mount, push, save/load"
+  BIN=$(dirname "$RT")
+  port=$((20000 + RANDOM % 20000))
+  cat >"$work/reg.yml" <<YML
+version: 0.1
+storage:
+  filesystem:
+    rootdirectory: $work/reg
+http:
+  addr: 127.0.0.1:$port
+YML
+  docker-registry serve "$work/reg.yml" >"$work/reg.log" 2>&1 & REG_PID=$!
+  "$BIN/berthd" --data-root "$work/berthd/data" --exec-root "$work/berthd/exec" \
+    -H "unix://$work/berthd/berth.sock" --insecure-registry "127.0.0.1:$port" >"$work/berthd.log" 2>&1 & BERTHD_PID=$!
+  export BERTH_HOST=unix://$work/berthd/berth.sock
+  for _ in $(seq 50); do [[ -S $work/berthd/berth.sock ]] && curl -sf "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.1; done
+  skopeo copy -q --dest-tls-verify=false "oci:$work/img/oci:demo" "docker://127.0.0.1:$port/demo:latest"
+  berth() { "$BIN/berth" "$@"; }
+  berth pull "127.0.0.1:$port/demo:latest"
+  berth images
+  berth image inspect --format 'id {{.Id}}  layers {{len .RootFS.Layers}}  cmd {{json .Config.Cmd}}' "127.0.0.1:$port/demo"
+  m=$(berth image mount "127.0.0.1:$port/demo"); echo "mounted read-only at $m:"; ls "$m/bin" | head -5
+  berth image unmount "127.0.0.1:$port/demo"
+  berth tag "127.0.0.1:$port/demo" "127.0.0.1:$port/copy:v1" && berth push "127.0.0.1:$port/copy:v1"
+  berth save -o "$work/demo-save.tar" "127.0.0.1:$port/copy:v1" && berth rmi "127.0.0.1:$port/copy:v1" "127.0.0.1:$port/demo"
+  berth load -i "$work/demo-save.tar"
+  berth history "127.0.0.1:$port/copy:v1"
 fi
 say "done"
