@@ -24,7 +24,8 @@ pub struct Store {
 
 impl Store {
     pub fn open(path: &Path) -> Result<Self> {
-        let db = Database::create(path).map_err(|e| Error::internal(format!("opening {}: {e}", path.display())))?;
+        // redb's default page cache is up to 1 GiB; berthd's metadata is small.
+        let db = redb::Builder::new().set_cache_size(16 << 20).create(path).map_err(|e| Error::internal(format!("opening {}: {e}", path.display())))?;
         let s = Store { db };
         // Create the tables so readers never see "table does not exist".
         s.write(|w| {

@@ -51,6 +51,12 @@ fn settings(a: Args) -> berth_manager::errors::Result<Config> {
 }
 
 fn main() -> ExitCode {
+    // Pulls run on several threads; glibc's default of one malloc arena per thread (up to
+    // 8 per core) keeps each one's high-water mark. Two arenas are plenty for berthd.
+    // SAFETY: mallopt only tunes the allocator; called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
     let args = Args::parse();
     let cfg = match settings(args) {
         Ok(c) => c,

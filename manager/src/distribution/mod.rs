@@ -154,12 +154,18 @@ impl Repo<'_> {
         }
     }
 
+    /// Cached answers to challenges are keyed by who asked too: a token or Basic header got
+    /// with one client's credentials must never serve another client (or an anonymous one).
+    fn cache_key(&self) -> (String, String) {
+        let who = match &self.creds {
+            Some(c) => crate::content::sha256_digest(format!("{}\0{}\0{}", c.username, c.password, c.identity_token).as_bytes()),
+            None => String::new(),
+        };
+        (self.host.clone(), format!("{}|{who}", self.scope))
+    }
+
     fn authorization(&self) -> Option<String> {
-        let tokens = self.reg.tokens.lock().unwrap();
-        if let Some(t) = tokens.get(&(self.host.clone(), self.scope.clone())) {
-            return Some(t.clone());
-        }
-        None
+        self.reg.tokens.lock().unwrap().get(&self.cache_key()).cloned()
     }
 
     /// Answer a 401 challenge; true when we now hold something to retry with.
@@ -175,7 +181,7 @@ impl Repo<'_> {
             }
             None => return Ok(false),
         };
-        self.reg.tokens.lock().unwrap().insert((self.host.clone(), self.scope.clone()), value);
+        self.reg.tokens.lock().unwrap().insert(self.cache_key(), value);
         Ok(true)
     }
 

@@ -48,6 +48,17 @@ impl Platform {
 
 impl ImageService {
     pub async fn pull(self: &Arc<Self>, r: &Reference, platform: &Platform, creds: Option<Credentials>, progress: &Progress) -> Result<String> {
+        let res = self.pull_inner(r, platform, creds, progress).await;
+        if res.is_err() {
+            // Verified manifests and configs of a pull that failed belong to no image: drop them.
+            if let Err(e) = self.gc().await {
+                tracing::warn!("cleaning up after a failed pull: {e}");
+            }
+        }
+        res
+    }
+
+    async fn pull_inner(self: &Arc<Self>, r: &Reference, platform: &Platform, creds: Option<Credentials>, progress: &Progress) -> Result<String> {
         let repo = self.registry.repo(r, creds, false);
         progress.send(serde_json::json!({ "status": format!("Pulling from {}", r.familiar_name()), "id": r.object() }));
 
@@ -196,7 +207,9 @@ impl ImageService {
             return Ok(());
         }
 
-        let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(64);
+        // Unpacking is slower than a loopback download: a short queue bounds the memory held in
+        // chunks waiting for it (hyper hands out chunks of up to a few hundred KiB).
+        let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(8);
         let size = l.size;
         let unpacker = tokio::task::spawn_blocking(move || -> Result<()> {
             let mut ingest = svc.content.ingest(Some(&digest), Some(size))?;
