@@ -1,11 +1,12 @@
 //! Reading a bundle, rejecting bad ones with a one-line reason, and adapting what this host
 //! cannot honour the way runc does (kernel memory limits, rlimits above the hard limit, the
-//! systemd cgroup path form on a v1 host).
+//! systemd cgroup path form on a v1 host) or reads differently from runc (seccomp's masked
+//! comparisons).
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use oci_spec::runtime::{LinuxMemoryBuilder, PosixRlimit, PosixRlimitBuilder, Spec};
+use oci_spec::runtime::{LinuxMemoryBuilder, LinuxSeccompArgBuilder, LinuxSeccompOperator, PosixRlimit, PosixRlimitBuilder, Spec};
 
 /// A bundle ready for libcontainer: either the user's own, or, when the spec had to be
 /// adapted, a derived config.json under the state root (the user's bundle is never written).
@@ -139,6 +140,30 @@ fn adapt(spec: &mut Spec, id: &str, systemd: bool, v1_host: bool) -> bool {
                 }
             }
         }
+        // SCMP_CMP_MASKED_EQ: the spec (and runc) take `value` as the mask and `valueTwo` as
+        // what the masked argument must equal; libcontainer 0.7 reads them the other way
+        // round, which turns Docker's "no namespace flags in clone" rule into "allow any".
+        if let Some(seccomp) = linux.seccomp_mut() {
+            if let Some(mut syscalls) = seccomp.syscalls().clone() {
+                let mut swapped = false;
+                for sc in syscalls.iter_mut() {
+                    if let Some(mut args) = sc.args().clone() {
+                        for a in args.iter_mut() {
+                            if a.op() == LinuxSeccompOperator::ScmpCmpMaskedEq {
+                                let (mask, want) = (a.value(), a.value_two().unwrap_or(0));
+                                *a = LinuxSeccompArgBuilder::default().index(a.index()).value(want).value_two(mask).op(a.op()).build().expect("seccomp arg");
+                                swapped = true;
+                            }
+                        }
+                        sc.set_args(Some(args));
+                    }
+                }
+                if swapped {
+                    seccomp.set_syscalls(Some(syscalls));
+                    changed = true;
+                }
+            }
+        }
         // No cgroupsPath: runc's defaults, not libcontainer's `:youki:ID`. The systemd form
         // on a v1 host becomes the cgroupfs path systemd would have made.
         let new_path = match linux.cgroups_path().clone() {
@@ -254,6 +279,25 @@ mod tests {
             systemd_to_cgroupfs(Path::new(":berth:x")),
             PathBuf::from("/system.slice/berth-x.scope")
         );
+    }
+
+    #[test]
+    fn masked_eq_operands_are_swapped_for_libcontainer() {
+        let mut spec: Spec = serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.0.2", "root": {"path": "rootfs"},
+            "linux": {"cgroupsPath": "/x", "seccomp": {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+                {"names": ["clone"], "action": "SCMP_ACT_ALLOW",
+                 "args": [{"index": 0, "value": 2114060288u64, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]},
+                {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
+                 "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]}]}}
+        }))
+        .unwrap();
+        assert!(adapt(&mut spec, "x", false, false));
+        let sc = spec.linux().as_ref().unwrap().seccomp().as_ref().unwrap().syscalls().as_ref().unwrap();
+        let a = &sc[0].args().as_ref().unwrap()[0];
+        assert_eq!((a.value(), a.value_two()), (0, Some(2114060288)));
+        let b = &sc[1].args().as_ref().unwrap()[0];
+        assert_eq!((b.value(), b.value_two()), (8, None));
     }
 
     #[test]
