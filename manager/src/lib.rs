@@ -6,10 +6,13 @@ pub mod config;
 pub mod content;
 pub mod distribution;
 pub mod errors;
+pub mod events;
+pub mod container;
 pub mod image;
 pub mod reference;
 pub mod snapshot;
 pub mod store;
+pub mod task;
 
 use std::sync::Arc;
 

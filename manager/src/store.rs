@@ -18,6 +18,12 @@ pub const META: Table = Table(TableDefinition::new("meta"));
 #[derive(Clone, Copy)]
 pub struct Table(TableDefinition<'static, &'static str, &'static [u8]>);
 
+impl Table {
+    pub const fn new(name: &'static str) -> Table {
+        Table(TableDefinition::new(name))
+    }
+}
+
 pub struct Store {
     db: Database,
 }
@@ -102,6 +108,12 @@ impl Writer {
             out.push((k.value().to_string(), decode(k.value(), v.value())?));
         }
         Ok(out)
+    }
+
+    /// Create a table if missing, so readers never see "table does not exist".
+    pub fn ensure_table(&mut self, table: Table) -> Result<()> {
+        self.tx.open_table(table.0)?;
+        Ok(())
     }
 
     /// Next value of a named counter (snapshot directory numbers).
