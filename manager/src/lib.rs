@@ -21,6 +21,10 @@ pub struct Daemon {
     pub config: config::Config,
     pub id: String,
     pub images: Arc<image::ImageService>,
+    pub containers: Arc<container::ContainerService>,
+    pub events: Arc<events::Events>,
+    /// The ttrpc server the shims publish their events to; kept alive with the daemon.
+    _events_server: std::sync::Mutex<Option<containerd_shim_protos::ttrpc::Server>>,
 }
 
 impl Daemon {
@@ -37,6 +41,16 @@ impl Daemon {
                 id
             }
         };
-        Ok(Arc::new(Daemon { config, id, images }))
+        let events = Arc::new(events::Events::default());
+        let containers = container::ContainerService::new(store.clone(), images.clone(), events.clone(), &config.data_root, &config.exec_root)?;
+        let weak = Arc::downgrade(&containers);
+        let sink: task::events::Sink = Arc::new(move |id: String, topic: &'static str| {
+            if let (Some(c), "oom") = (weak.upgrade(), topic) {
+                c.oom(&id);
+            }
+        });
+        let server = task::events::serve(&config.exec_root, sink)?;
+        containers.recover().await?;
+        Ok(Arc::new(Daemon { config, id, images, containers, events, _events_server: std::sync::Mutex::new(Some(server)) }))
     }
 }

@@ -178,6 +178,13 @@ fn adapt(spec: &mut Spec, id: &str, systemd: bool, v1_host: bool) -> bool {
         }
     }
     if let Some(process) = spec.process_mut() {
+        // `noNewPrivileges: false` means the same as leaving it out, but libcontainer 0.7
+        // tells them apart by `is_none()`: with an explicit false it loads seccomp after
+        // dropping CAP_SYS_ADMIN and without no_new_privs, which the kernel refuses.
+        if process.no_new_privileges() == Some(false) {
+            process.set_no_new_privileges(None);
+            changed = true;
+        }
         if let Some(rlimits) = process.rlimits() {
             let clamped: Vec<PosixRlimit> = rlimits.iter().map(clamp_rlimit).collect();
             if clamped != *rlimits {
@@ -298,6 +305,18 @@ mod tests {
         assert_eq!((a.value(), a.value_two()), (0, Some(2114060288)));
         let b = &sc[1].args().as_ref().unwrap()[0];
         assert_eq!((b.value(), b.value_two()), (8, None));
+    }
+
+    #[test]
+    fn explicit_false_no_new_privileges_is_dropped() {
+        let mut spec: Spec = serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.0.2", "root": {"path": "rootfs"},
+            "process": {"cwd": "/", "args": ["true"], "user": {"uid": 0, "gid": 0}, "noNewPrivileges": false},
+            "linux": {"cgroupsPath": "/x"}
+        }))
+        .unwrap();
+        assert!(adapt(&mut spec, "x", false, false));
+        assert_eq!(spec.process().as_ref().unwrap().no_new_privileges(), None);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The Docker Engine API on a unix socket: routing, version prefixes and negotiation, the
 //! headers Docker sends, and the one place errors become HTTP statuses.
 
+mod containers;
 mod images;
 mod system;
 
@@ -122,6 +123,28 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .route("/images/get", get(images::save))
         .route("/images/search", get(images::search))
         .route("/images/prune", post(images::prune))
+        .route("/containers/create", post(containers::create))
+        .route("/containers/json", get(containers::list))
+        .route("/containers/prune", post(containers::prune))
+        .route("/containers/{id}/json", get(containers::inspect))
+        .route("/containers/{id}/start", post(containers::start))
+        .route("/containers/{id}/stop", post(containers::stop))
+        .route("/containers/{id}/kill", post(containers::kill))
+        .route("/containers/{id}/restart", post(containers::restart))
+        .route("/containers/{id}/pause", post(containers::pause))
+        .route("/containers/{id}/unpause", post(containers::unpause))
+        .route("/containers/{id}/rename", post(containers::rename))
+        .route("/containers/{id}/wait", post(containers::wait))
+        .route("/containers/{id}/resize", post(containers::resize))
+        .route("/containers/{id}/top", get(containers::top))
+        .route("/containers/{id}/logs", get(containers::logs))
+        .route("/containers/{id}/attach", post(containers::attach))
+        .route("/containers/{id}/exec", post(containers::exec_create))
+        .route("/containers/{id}", axum::routing::delete(containers::remove))
+        .route("/exec/{id}/start", post(containers::exec_start))
+        .route("/exec/{id}/resize", post(containers::exec_resize))
+        .route("/exec/{id}/json", get(containers::exec_inspect))
+        .route("/events", get(containers::events))
         .route("/images/{*rest}", get(images::by_name_get).post(images::by_name_post).delete(images::by_name_delete))
         .fallback(|req: Request<Body>| async move {
             ApiError(Error::not_found(format!("page not found: {} {}", req.method(), req.uri().path())))

@@ -98,10 +98,11 @@ impl ContainerService {
             streams.push((fifos.stderr.clone(), Stream::Stderr));
         }
         let nstreams = streams.len();
+        let (exited, done) = tokio::sync::watch::channel(false);
         for (path, stream) in streams {
-            let out = inst.output.clone();
+            let (out, done) = (inst.output.clone(), done.clone());
             tokio::spawn(async move {
-                io::pump(path, stream, None, out.clone()).await;
+                io::pump(path, stream, None, out.clone(), done).await;
                 let _ = out.send((Stream::Stdin, bytes::Bytes::new()));
             });
         }
@@ -120,9 +121,8 @@ impl ContainerService {
         let pid = match pid {
             Ok(p) => p,
             Err(e) => {
+                let _ = exited.send(true);
                 fifos.remove();
-                let _ = inst.output.send((Stream::Stdin, bytes::Bytes::new()));
-                let _ = inst.output.send((Stream::Stdin, bytes::Bytes::new()));
                 inst.state.lock().unwrap().exit_code = Some(126);
                 return Err(e);
             }
@@ -139,6 +139,7 @@ impl ContainerService {
             .name("exec-wait".into())
             .spawn(move || {
                 let code = shim.wait(&exec_id).map(|w| w.0 as i64).unwrap_or(255);
+                let _ = exited.send(true);
                 let _ = shim.delete(&exec_id);
                 let mut st = inst2.state.lock().unwrap();
                 st.running = false;

@@ -111,25 +111,41 @@ pub fn rotated(path: &Path, n: u32) -> PathBuf {
     PathBuf::from(format!("{}.{n}", path.display()))
 }
 
-/// Copy one fifo into the log and to attached clients until every writer has closed it.
-/// Lines are logged whole; a line over 16 KiB is logged in pieces, as Docker does.
-pub async fn pump(fifo: PathBuf, stream: Stream, log: Option<Arc<Mutex<JsonLog>>>, out: Output) {
-    let rx = match tokio::net::unix::pipe::OpenOptions::new().open_receiver(&fifo) {
+/// Copy one fifo into the log and to attached clients until the process has exited (`done`)
+/// and the fifo is drained. The fifo is opened read-write, so opening never waits for the
+/// shim and a reader that came first never sees a premature end-of-file; the end comes from
+/// the exit instead. Lines are logged whole; a line over 16 KiB is logged in pieces, as Docker does.
+pub async fn pump(fifo: PathBuf, stream: Stream, log: Option<Arc<Mutex<JsonLog>>>, out: Output, mut done: tokio::sync::watch::Receiver<bool>) {
+    let mut rx = match tokio::net::unix::pipe::OpenOptions::new().read_write(true).open_receiver(&fifo) {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!("opening {}: {e}", fifo.display());
             return;
         }
     };
-    let mut rx = rx;
     let mut buf = vec![0u8; 32 * 1024];
     let mut pending: Vec<u8> = Vec::new();
+    let mut exited = *done.borrow();
     loop {
-        let n = match rx.read(&mut buf).await {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(_) => break,
+        let n = if exited {
+            // Drain what the process wrote before it exited, then stop.
+            match tokio::time::timeout(std::time::Duration::from_millis(50), rx.read(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => n,
+                _ => break,
+            }
+        } else {
+            tokio::select! {
+                r = rx.read(&mut buf) => match r {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    Err(_) => break,
+                },
+                c = done.changed() => {
+                    exited = c.is_err() || *done.borrow();
+                    continue;
+                }
+            }
         };
         let chunk = &buf[..n];
         let _ = out.send((stream, Bytes::copy_from_slice(chunk)));

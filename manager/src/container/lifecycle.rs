@@ -297,7 +297,13 @@ impl ContainerService {
                 r.shim_address = None;
             }) {
                 self.notify();
-                let _ = r;
+                // Docker removes an --rm container whose start failed.
+                if r.host_config.auto_remove.unwrap_or(false) {
+                    let svc = self.clone();
+                    self.rt.spawn(async move {
+                        let _ = svc.remove(&id, true, true).await;
+                    });
+                }
             }
         }
         res
@@ -352,6 +358,7 @@ impl ContainerService {
         let pid = match started {
             Ok(pid) => pid,
             Err(e) => {
+                let _ = live.exited.send(true);
                 let _ = shim.delete("");
                 shim.shutdown();
                 return Err(e);
@@ -373,19 +380,20 @@ impl ContainerService {
         let (max_size, max_files) = log_opts(&rec.host_config);
         let log = JsonLog::open(self.log_path(&rec.id), max_size, max_files).ok().map(|l| Arc::new(Mutex::new(l)));
         let output = self.output(&rec.id);
+        let (exited, done) = tokio::sync::watch::channel(false);
         let mut streams = vec![(fifos.stdout.clone(), Stream::Stdout)];
         if !rec.tty() {
             streams.push((fifos.stderr.clone(), Stream::Stderr));
         }
         for (path, stream) in streams {
-            let (log, out) = (log.clone(), output.clone());
+            let (log, out, done) = (log.clone(), output.clone(), done.clone());
             self.rt.spawn(async move {
-                io::pump(path, stream, log, out.clone()).await;
+                io::pump(path, stream, log, out.clone(), done).await;
                 // An empty stdin-tagged chunk marks the end of one output stream.
                 let _ = out.send((Stream::Stdin, bytes::Bytes::new()));
             });
         }
-        Arc::new(Live { shim, output, stdin: rec.config.open_stdin.unwrap_or(false).then(|| fifos.stdin.clone()), log })
+        Arc::new(Live { shim, output, stdin: rec.config.open_stdin.unwrap_or(false).then(|| fifos.stdin.clone()), log, exited })
     }
 
     /// Runs on its own thread for each running container: waits for the exit, records it,
@@ -398,10 +406,12 @@ impl ContainerService {
                 (255, 0, 0)
             }
         };
+        if let Some(l) = self.live.lock().unwrap().remove(&id) {
+            let _ = l.exited.send(true);
+        }
         let _ = shim.delete("");
         shim.shutdown();
         self.cleanup_run(&id);
-        self.live.lock().unwrap().remove(&id);
         let finished = if secs > 0 {
             chrono::DateTime::from_timestamp(secs, nanos as u32).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)).unwrap_or_else(now)
         } else {
@@ -641,41 +651,45 @@ impl ContainerService {
         Ok(())
     }
 
-    /// `wait`: condition `not-running` (default), `next-exit` or `removed`; the exit code.
-    pub async fn wait(&self, name: &str, condition: &str) -> Result<i64> {
+    /// Register a wait now (before the response headers go out), for `wait_with` later:
+    /// `not-running` (default), `next-exit` (an exit after this moment) or `removed`.
+    pub fn wait_ticket(&self, name: &str, condition: &str) -> Result<WaitTicket> {
+        if !["", "not-running", "next-exit", "removed"].contains(&condition) {
+            return Err(Error::invalid(format!("invalid condition: {condition:?}")));
+        }
         let rec = self.find(name)?;
-        let id = rec.id.clone();
-        let last = std::sync::atomic::AtomicI64::new(rec.state.exit_code);
-        let r = match condition {
-            "" | "not-running" => {
-                self.wait_until(&id, |r| {
-                    if let Some(r) = r {
-                        last.store(r.state.exit_code, std::sync::atomic::Ordering::Relaxed);
-                    }
-                    r.is_none_or(|r| !r.state.status.is_live() && r.state.status != Status::Restarting)
-                }, None)
-                .await?
+        Ok(WaitTicket { id: rec.id, condition: condition.to_string(), first: rec.state.finished_at, last: rec.state.exit_code })
+    }
+
+    pub async fn wait_with(&self, t: WaitTicket) -> Result<i64> {
+        let last = std::sync::atomic::AtomicI64::new(t.last);
+        let seen = |r: Option<&ContainerRecord>| {
+            if let Some(r) = r {
+                last.store(r.state.exit_code, std::sync::atomic::Ordering::Relaxed);
             }
+        };
+        let r = match t.condition.as_str() {
             "next-exit" => {
-                let first = rec.state.finished_at.clone();
-                self.wait_until(&id, |r| {
-                    if let Some(r) = r {
-                        last.store(r.state.exit_code, std::sync::atomic::Ordering::Relaxed);
-                    }
-                    r.is_none_or(|r| r.state.finished_at != first && !r.state.status.is_live())
+                self.wait_until(&t.id, |r| {
+                    seen(r);
+                    r.is_none_or(|r| r.state.finished_at != t.first && !r.state.status.is_live())
                 }, None)
                 .await?
             }
             "removed" => {
-                self.wait_until(&id, |r| {
-                    if let Some(r) = r {
-                        last.store(r.state.exit_code, std::sync::atomic::Ordering::Relaxed);
-                    }
+                self.wait_until(&t.id, |r| {
+                    seen(r);
                     r.is_none()
                 }, None)
                 .await?
             }
-            other => return Err(Error::invalid(format!("invalid condition: {other:?}"))),
+            _ => {
+                self.wait_until(&t.id, |r| {
+                    seen(r);
+                    r.is_none_or(|r| !r.state.status.is_live() && r.state.status != Status::Restarting)
+                }, None)
+                .await?
+            }
         };
         Ok(r.map(|r| r.state.exit_code).unwrap_or_else(|| last.load(std::sync::atomic::Ordering::Relaxed)))
     }
@@ -802,6 +816,13 @@ impl ContainerService {
         std::fs::create_dir_all(&p)?;
         Ok(p)
     }
+}
+
+pub struct WaitTicket {
+    id: String,
+    condition: String,
+    first: Option<String>,
+    last: i64,
 }
 
 fn log_opts(hc: &HostConfig) -> (Option<u64>, u32) {

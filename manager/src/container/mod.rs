@@ -23,6 +23,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 pub use exec::ExecStart;
+pub use lifecycle::WaitTicket;
 pub use query::{ListOptions, LogOptions};
 
 pub mod redb_tables {
@@ -39,6 +40,8 @@ pub struct Live {
     pub output: io::Output,
     pub stdin: Option<PathBuf>,
     pub log: Option<Arc<Mutex<io::JsonLog>>>,
+    /// Set when the process has exited: the output pumps drain and stop.
+    pub exited: tokio::sync::watch::Sender<bool>,
 }
 
 pub struct ContainerService {

@@ -187,10 +187,12 @@ pub fn build(rec: &ContainerRecord, p: &Paths, user: &User) -> Result<Spec> {
         .cwd(rec.config.working_dir.clone().filter(|w| !w.is_empty()).unwrap_or_else(|| "/".into()))
         .user(UserBuilder::default().uid(user.uid).gid(user.gid).additional_gids(user.groups.clone()).build().expect("user"))
         .capabilities(defaults::capabilities_for(&caps))
-        .no_new_privileges(nnp)
         .rlimits(rlimits)
         .build()
         .map_err(|e| Error::internal(format!("process spec: {e}")))?;
+    if nnp {
+        process.set_no_new_privileges(Some(true));
+    }
     if let Some(adj) = hc.oom_score_adj.filter(|a| *a != 0) {
         process.set_oom_score_adj(Some(adj as i32));
     }

@@ -16,6 +16,17 @@ pub struct ListFilters(pub HashMap<String, Vec<String>>);
 
 impl ListFilters {
     pub fn parse(s: Option<&str>) -> Result<Self> {
+        let f = Self::parse_any(s)?;
+        for k in f.0.keys() {
+            if !["dangling", "reference", "label", "before", "since", "until"].contains(&k.as_str()) {
+                return Err(Error::invalid(format!("invalid filter '{k}'")));
+            }
+        }
+        Ok(f)
+    }
+
+    /// Parse without checking the names (each endpoint knows its own).
+    pub fn parse_any(s: Option<&str>) -> Result<Self> {
         let Some(s) = s.filter(|s| !s.is_empty()) else { return Ok(Self::default()) };
         let v: serde_json::Value = serde_json::from_str(s).map_err(|e| Error::invalid(format!("invalid filters: {e}")))?;
         let mut out = HashMap::new();
@@ -28,11 +39,6 @@ impl ListFilters {
                 _ => return Err(Error::invalid(format!("invalid filter {k:?}"))),
             };
             out.insert(k.clone(), vals);
-        }
-        for k in out.keys() {
-            if !["dangling", "reference", "label", "before", "since", "until"].contains(&k.as_str()) {
-                return Err(Error::invalid(format!("invalid filter '{k}'")));
-            }
         }
         Ok(ListFilters(out))
     }

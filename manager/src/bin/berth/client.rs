@@ -125,6 +125,7 @@ fn empty_body() -> ReqBody {
     UnsyncBoxBody::new(Empty::<Bytes>::new().map_err(|never| match never {}))
 }
 
+#[derive(Clone)]
 pub struct Client {
     host: String,
     socket: PathBuf,
@@ -182,18 +183,69 @@ impl Client {
     /// Sends a request and returns the response whatever its status.
     pub async fn send_unchecked(&self, req: Req) -> Result<Response<Incoming>, ClientError> {
         let version = self.api_version().await?.to_string();
-        let mut uri = format!("/v{version}{}", encode_path(&req.path));
-        if !req.query.is_empty() {
-            uri.push('?');
-            let pairs: Vec<String> = req
-                .query
-                .iter()
-                .map(|(k, v)| format!("{}={}", encode_query(k), encode_query(v)))
-                .collect();
-            uri.push_str(&pairs.join("&"));
-        }
+        let uri = versioned_uri(&version, &req);
         self.send_raw(req.method, uri, req.headers, req.body.unwrap_or_else(empty_body))
             .await
+    }
+
+    /// Sends a request that asks to take over the connection (docker's "hijack": attach,
+    /// exec start): `Connection: Upgrade`, `Upgrade: tcp`, answered by `101 UPGRADED`, after
+    /// which the socket carries the raw stream both ways. A daemon that answers `200`
+    /// instead streams the output as the response body (no input).
+    pub async fn hijack(&self, req: Req) -> Result<Hijacked, ClientError> {
+        let version = self.api_version().await?.to_string();
+        let uri = versioned_uri(&version, &req);
+        if self.debug {
+            eprintln!("DEBU {} {uri} (upgrade)", req.method);
+        }
+        let stream = UnixStream::connect(&self.socket).await.map_err(|cause| ClientError::Connect {
+            host: self.host.clone(),
+            cause,
+        })?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        let debug = self.debug;
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                if debug {
+                    eprintln!("DEBU connection: {e}");
+                }
+            }
+        });
+        let mut builder = Request::builder()
+            .method(req.method)
+            .uri(uri)
+            .header("Host", "berth")
+            .header("User-Agent", concat!("berth-cli/", env!("CARGO_PKG_VERSION")))
+            .header("Connection", "Upgrade")
+            .header("Upgrade", "tcp");
+        let has_content_type = req.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("content-type"));
+        for (name, value) in req.headers {
+            builder = builder.header(name, value);
+        }
+        if !has_content_type {
+            builder = builder.header("Content-Type", "text/plain");
+        }
+        let request = builder
+            .body(req.body.unwrap_or_else(empty_body))
+            .map_err(|e| ClientError::Decode(format!("bad request: {e}")))?;
+        let resp = sender.send_request(request).await?;
+        if self.debug {
+            eprintln!("DEBU -> {}", resp.status());
+        }
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+            let upgraded = hyper::upgrade::on(resp).await?;
+            let parts = upgraded
+                .downcast::<TokioIo<UnixStream>>()
+                .map_err(|_| ClientError::Decode("the upgraded connection is not a unix socket".into()))?;
+            return Ok(Hijacked::Upgraded {
+                stream: parts.io.into_inner(),
+                buffered: parts.read_buf,
+            });
+        }
+        if resp.status().is_success() {
+            return Ok(Hijacked::Body(resp.into_body()));
+        }
+        Err(daemon_error(resp).await)
     }
 
     /// Sends and decodes a JSON answer.
@@ -250,6 +302,30 @@ impl Client {
         }
         Ok(resp)
     }
+}
+
+/// The versioned request URI with its query string.
+fn versioned_uri(version: &str, req: &Req) -> String {
+    let mut uri = format!("/v{version}{}", encode_path(&req.path));
+    if !req.query.is_empty() {
+        uri.push('?');
+        let pairs: Vec<String> = req
+            .query
+            .iter()
+            .map(|(k, v)| format!("{}={}", encode_query(k), encode_query(v)))
+            .collect();
+        uri.push_str(&pairs.join("&"));
+    }
+    uri
+}
+
+/// A connection taken over for a raw stream (see [`Client::hijack`]).
+pub enum Hijacked {
+    /// The socket after `101`, and the bytes the HTTP layer had already read past the
+    /// response head.
+    Upgraded { stream: UnixStream, buffered: Bytes },
+    /// The daemon answered `200`: output only, as the body.
+    Body(Incoming),
 }
 
 /// Reads a whole response body.

@@ -136,10 +136,11 @@ impl Val {
         out
     }
 
-    /// Indented JSON, as Go's json.Indent with the given indent (docker inspect uses 4 spaces).
-    pub fn to_json_pretty(&self, indent: &str) -> String {
+    /// Indented JSON, as Go's json.Indent with the given indent (docker inspect uses 4
+    /// spaces), escaping `<`, `>` and `&` or not.
+    pub fn to_json_pretty_with(&self, indent: &str, escape_html: bool) -> String {
         let mut out = String::new();
-        self.write_json(&mut out, true, Some(indent), 0);
+        self.write_json(&mut out, escape_html, Some(indent), 0);
         out
     }
 
@@ -1187,7 +1188,13 @@ impl<'a> Exec<'a> {
                 want(3, &args)?;
                 let l = args[1].as_i64().unwrap_or(0).max(0) as usize;
                 let r = args[2].as_i64().unwrap_or(0).max(0) as usize;
-                Val::Str(format!("{}{}{}", " ".repeat(l), args[0].to_text(), " ".repeat(r)))
+                let text = args[0].to_text();
+                // docker's padWithSpace leaves an empty string empty
+                if text.is_empty() {
+                    Val::Str(text)
+                } else {
+                    Val::Str(format!("{}{text}{}", " ".repeat(l), " ".repeat(r)))
+                }
             }
             "print" => Val::Str(go_sprint(&args)),
             "println" => {
@@ -1370,6 +1377,11 @@ const TAB_PADDING: usize = 3;
 /// (minwidth 10, padding 3, spaces): a column's width is taken over each run of
 /// consecutive lines that have a tab-terminated cell in it.
 pub fn tabwrite(text: &str) -> String {
+    tabwrite_with(text, TAB_MINWIDTH, TAB_PADDING)
+}
+
+/// [`tabwrite`] with another minimum cell width and padding (`docker top` uses 20 and 3).
+pub fn tabwrite_with(text: &str, minwidth: usize, padding: usize) -> String {
     let mut lines: Vec<Vec<&str>> = text.split('\n').map(|l| l.split('\t').collect()).collect();
     // a trailing newline leaves one empty line that is not part of the table
     let trailing_newline = text.ends_with('\n');
@@ -1378,14 +1390,20 @@ pub fn tabwrite(text: &str) -> String {
     }
     let mut out = String::with_capacity(text.len() * 2);
     let mut widths = Vec::new();
-    tab_format(&lines, &mut widths, 0, lines.len(), &mut out);
+    let cfg = TabCfg { minwidth, padding };
+    tab_format(&cfg, &lines, &mut widths, 0, lines.len(), &mut out);
     if !trailing_newline && out.ends_with('\n') {
         out.pop();
     }
     out
 }
 
-fn tab_format(lines: &[Vec<&str>], widths: &mut Vec<usize>, mut line0: usize, line1: usize, out: &mut String) {
+struct TabCfg {
+    minwidth: usize,
+    padding: usize,
+}
+
+fn tab_format(cfg: &TabCfg, lines: &[Vec<&str>], widths: &mut Vec<usize>, mut line0: usize, line1: usize, out: &mut String) {
     let column = widths.len();
     let mut this = line0;
     while this < line1 {
@@ -1395,13 +1413,13 @@ fn tab_format(lines: &[Vec<&str>], widths: &mut Vec<usize>, mut line0: usize, li
         }
         tab_write_lines(lines, widths, line0, this, out);
         line0 = this;
-        let mut width = TAB_MINWIDTH;
+        let mut width = cfg.minwidth;
         while this < line1 && column + 1 < lines[this].len() {
-            width = width.max(lines[this][column].chars().count() + TAB_PADDING);
+            width = width.max(lines[this][column].chars().count() + cfg.padding);
             this += 1;
         }
         widths.push(width);
-        tab_format(lines, widths, line0, this, out);
+        tab_format(cfg, lines, widths, line0, this, out);
         widths.pop();
         line0 = this;
     }
@@ -1562,7 +1580,7 @@ mod tests {
         assert_eq!(v.to_json(false), r#"{"b":1,"a":[1,2.5,"<x>"],"e":{},"n":null,"l":[]}"#);
         assert_eq!(v.to_json(true), r#"{"b":1,"a":[1,2.5,"\u003cx\u003e"],"e":{},"n":null,"l":[]}"#);
         assert_eq!(
-            Val::Arr(vec![v]).to_json_pretty("    "),
+            Val::Arr(vec![v]).to_json_pretty_with("    ", true),
             "[\n    {\n        \"b\": 1,\n        \"a\": [\n            1,\n            2.5,\n            \"\\u003cx\\u003e\"\n        ],\n        \"e\": {},\n        \"n\": null,\n        \"l\": []\n    }\n]"
         );
     }

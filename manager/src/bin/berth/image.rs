@@ -341,7 +341,7 @@ pub struct ImageInspectArgs {
 }
 
 pub async fn inspect_images(ctx: &Ctx, args: ImageInspectArgs) -> anyhow::Result<()> {
-    inspect::inspect_as(ctx, &[inspect::Kind::Image], &args.images, args.format.as_deref(), "image").await
+    inspect::inspect_as(ctx, &[inspect::Kind::Image], &args.images, args.format.as_deref(), "image", false).await
 }
 
 #[derive(Args, Debug)]

@@ -11,16 +11,19 @@ use crate::{Ctx, StatusError};
 /// Object kinds `inspect` knows, tried in this order when no `--type` is given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Kind {
+    Container,
     Image,
-    // Container, Volume, Network: added with their commands.
+    // Volume, Network: added with their commands.
 }
 
 impl Kind {
-    const ALL: &'static [Kind] = &[Kind::Image];
+    /// docker tries containers first, then images.
+    const ALL: &'static [Kind] = &[Kind::Container, Kind::Image];
 
-    fn path(self, name: &str) -> String {
+    fn req(self, name: &str, size: bool) -> Req {
         match self {
-            Kind::Image => format!("/images/{name}/json"),
+            Kind::Container => Req::get(format!("/containers/{name}/json")).flag("size", size),
+            Kind::Image => Req::get(format!("/images/{name}/json")),
         }
     }
 }
@@ -33,29 +36,33 @@ pub struct InspectArgs {
     /// Only look for this type of object
     #[arg(long = "type", value_enum)]
     pub kind: Option<Kind>,
+    /// Display total file sizes if the type is container
+    #[arg(short = 's', long)]
+    pub size: bool,
     /// Objects to inspect (name or id)
     #[arg(required = true, value_name = "NAME|ID")]
     pub names: Vec<String>,
 }
 
-/// Fetches one object's raw JSON; `Ok(None)` when the daemon says it does not exist.
-pub async fn fetch(ctx: &Ctx, kind: Kind, name: &str) -> Result<Option<Val>, ClientError> {
-    let resp = match ctx.client.send(Req::get(kind.path(name))).await {
+/// Fetches one object's raw JSON; `Ok(Err(not found error))` when the daemon says it does
+/// not exist.
+pub async fn fetch(ctx: &Ctx, kind: Kind, name: &str, size: bool) -> Result<Result<Val, ClientError>, ClientError> {
+    let resp = match ctx.client.send(kind.req(name, size)).await {
         Ok(r) => r,
-        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) if e.is_not_found() => return Ok(Err(e)),
         Err(e) => return Err(e),
     };
     let body = read_body(resp).await?;
     Val::from_json_slice(&body)
-        .map(Some)
+        .map(Ok)
         .map_err(|e| ClientError::Decode(e.to_string()))
 }
 
-/// Renders inspected objects per `--format`.
+/// Renders inspected objects per `--format` (docker prints them without escaping `<>&`).
 pub fn render(objects: Vec<Val>, format: Option<&str>) -> anyhow::Result<String> {
     match format.map(str::trim).unwrap_or("") {
-        "" => Ok(format!("{}\n", Val::Arr(objects).to_json_pretty("    "))),
-        "json" => Ok(format!("{}\n", Val::Arr(objects).to_json(true))),
+        "" => Ok(format!("{}\n", Val::Arr(objects).to_json_pretty_with("    ", false))),
+        "json" => Ok(format!("{}\n", Val::Arr(objects).to_json(false))),
         tmpl => {
             let t = Template::parse(tmpl)?;
             let mut out = String::new();
@@ -69,8 +76,16 @@ pub fn render(objects: Vec<Val>, format: Option<&str>) -> anyhow::Result<String>
 }
 
 /// Inspects `names` as `kinds` (first kind that has the name wins), prints what was found,
-/// then fails with every name that was not.
-pub async fn inspect_as(ctx: &Ctx, kinds: &[Kind], names: &[String], format: Option<&str>, what: &str) -> anyhow::Result<()> {
+/// then fails with every name that was not (the daemon's own error when one kind was asked
+/// for, `Error: No such object` otherwise, as docker).
+pub async fn inspect_as(
+    ctx: &Ctx,
+    kinds: &[Kind],
+    names: &[String],
+    format: Option<&str>,
+    what: &str,
+    size: bool,
+) -> anyhow::Result<()> {
     // Parse the template first so a bad one fails before any request.
     if let Some(f) = format.map(str::trim).filter(|f| !f.is_empty() && *f != "json") {
         Template::parse(f)?;
@@ -78,13 +93,20 @@ pub async fn inspect_as(ctx: &Ctx, kinds: &[Kind], names: &[String], format: Opt
     let mut found = Vec::new();
     let mut missing = Vec::new();
     'names: for name in names {
+        let mut last_error = None;
         for &kind in kinds {
-            if let Some(v) = fetch(ctx, kind, name).await? {
-                found.push(v);
-                continue 'names;
+            match fetch(ctx, kind, name, size).await? {
+                Ok(v) => {
+                    found.push(v);
+                    continue 'names;
+                }
+                Err(e) => last_error = Some(e),
             }
         }
-        missing.push(format!("Error: No such {what}: {name}"));
+        match last_error {
+            Some(e) if kinds.len() == 1 => missing.push(e.to_string()),
+            _ => missing.push(format!("Error: No such {what}: {name}")),
+        }
     }
     if !found.is_empty() || matches!(format.map(str::trim).unwrap_or(""), "" | "json") {
         print!("{}", render(found, format)?);
@@ -105,8 +127,9 @@ pub async fn run(ctx: &Ctx, args: InspectArgs) -> anyhow::Result<()> {
         None => Kind::ALL.to_vec(),
     };
     let what = match args.kind {
+        Some(Kind::Container) => "container",
         Some(Kind::Image) => "image",
         None => "object",
     };
-    inspect_as(ctx, &kinds, &args.names, args.format.as_deref(), what).await
+    inspect_as(ctx, &kinds, &args.names, args.format.as_deref(), what, args.size).await
 }

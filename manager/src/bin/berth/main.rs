@@ -1,16 +1,29 @@
 //! berth: the command line client of berthd, with docker's syntax.
 //!
-//! Each command group is a module (image, system, auth, inspect) whose commands only
-//! parse, call the Engine API through [`client::Client`], and render.
+//! Each command group is a module (container, image, system, auth, inspect) whose
+//! commands only parse, call the Engine API through [`client::Client`], and render.
+//! Container commands are split further: run/create (run, opts), exec, attach/start
+//! (attach), ps, stats, events; hijack and tty hold the streaming and terminal parts.
 
+mod attach;
 mod auth;
 mod client;
+mod container;
+mod events;
+mod exec;
 mod format;
+mod hijack;
 mod image;
 mod inspect;
+mod opts;
 mod progress;
+mod ps;
 mod reference;
+mod run;
+mod signals;
+mod stats;
 mod system;
+mod tty;
 mod units;
 
 use std::path::PathBuf;
@@ -46,7 +59,48 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    // Containers (run, ps, exec, logs, …) slot in here.
+    // Containers
+    /// Create and run a new container from an image
+    Run(run::RunArgs),
+    /// Create a new container
+    Create(run::CreateArgs),
+    /// Execute a command in a running container
+    Exec(exec::ExecArgs),
+    /// List containers
+    Ps(ps::PsArgs),
+    /// Start one or more stopped containers
+    Start(attach::StartArgs),
+    /// Stop one or more running containers
+    Stop(container::StopArgs),
+    /// Restart one or more containers
+    Restart(container::StopArgs),
+    /// Kill one or more running containers
+    Kill(container::KillArgs),
+    /// Pause all processes within one or more containers
+    Pause(container::NamesArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(container::NamesArgs),
+    /// Remove one or more containers
+    Rm(container::RmArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(container::NamesArgs),
+    /// Rename a container
+    Rename(container::RenameArgs),
+    /// Fetch the logs of a container
+    Logs(container::LogsArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(attach::AttachArgs),
+    /// Display the running processes of a container
+    Top(container::TopArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(stats::StatsArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(container::PortArgs),
+    /// Get real time events from the server
+    Events(events::EventsArgs),
+    /// Manage containers
+    #[command(subcommand, arg_required_else_help = true)]
+    Container(container::ContainerCommand),
 
     // Images
     /// Download an image from a registry
@@ -117,6 +171,26 @@ fn default_config_dir() -> PathBuf {
 
 async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
     match command {
+        Command::Run(a) => run::run(ctx, a).await,
+        Command::Create(a) => run::create(ctx, a).await,
+        Command::Exec(a) => exec::exec(ctx, a).await,
+        Command::Ps(a) => ps::ps(ctx, a).await,
+        Command::Start(a) => attach::start(ctx, a).await,
+        Command::Stop(a) => container::stop(ctx, a).await,
+        Command::Restart(a) => container::restart(ctx, a).await,
+        Command::Kill(a) => container::kill(ctx, a).await,
+        Command::Pause(a) => container::pause(ctx, a, true).await,
+        Command::Unpause(a) => container::pause(ctx, a, false).await,
+        Command::Rm(a) => container::rm(ctx, a).await,
+        Command::Wait(a) => container::wait(ctx, a).await,
+        Command::Rename(a) => container::rename(ctx, a).await,
+        Command::Logs(a) => container::logs(ctx, a).await,
+        Command::Attach(a) => attach::attach(ctx, a).await,
+        Command::Top(a) => container::top(ctx, a).await,
+        Command::Stats(a) => stats::stats(ctx, a).await,
+        Command::Port(a) => container::port(ctx, a).await,
+        Command::Events(a) => events::events(ctx, a).await,
+        Command::Container(c) => container::run_group(ctx, c).await,
         Command::Pull(a) => image::pull(ctx, a).await,
         Command::Push(a) => image::push(ctx, a).await,
         Command::Images(a) => image::list(ctx, a).await,
@@ -137,14 +211,13 @@ async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
     }
 }
 
-/// docker's exit codes: 125 for flag errors and daemon errors, 1 otherwise.
+/// docker's exit codes: a command's own status (run: 125 daemon error before the start,
+/// 126/127 cannot invoke / not found, else the container's code), 125 for flag errors
+/// (see main), 1 for any other error, daemon errors included.
 fn exit_code(err: &anyhow::Error) -> i32 {
-    if let Some(s) = err.downcast_ref::<StatusError>() {
-        return s.code;
-    }
-    match err.downcast_ref::<ClientError>() {
-        Some(ClientError::Daemon { .. }) => 125,
-        _ => 1,
+    match err.downcast_ref::<StatusError>() {
+        Some(s) => s.code,
+        None => 1,
     }
 }
 
@@ -165,6 +238,10 @@ fn main() -> ExitCode {
                 ErrorKind::DisplayHelp
                 | ErrorKind::DisplayVersion
                 | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => ExitCode::SUCCESS,
+                // docker: too few arguments is a plain error (1); a bad flag is 125
+                ErrorKind::MissingRequiredArgument | ErrorKind::TooFewValues | ErrorKind::WrongNumberOfValues => {
+                    ExitCode::from(1)
+                }
                 _ => ExitCode::from(125),
             };
         }
@@ -208,6 +285,30 @@ fn main() -> ExitCode {
                 }
             }
             ExitCode::from(exit_code(&err).clamp(0, 255) as u8)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        // docker's flag shapes that clap must accept
+        for argv in [
+            &["berth", "run", "-dit", "--rm", "-e", "A=1", "busybox", "sh", "-c", "echo -n x"][..],
+            &["berth", "run", "--sig-proxy=false", "-h", "host", "busybox"],
+            &["berth", "exec", "-it", "c", "ls", "-l"],
+            &["berth", "container", "ls", "-aq"],
+            &["berth", "top", "c", "-eo", "pid,comm"],
+            &["berth", "logs", "-f", "--tail", "5", "c"],
+            &["berth", "stop", "-t", "0", "a", "b"],
+            &["berth", "system", "events", "--since", "10m"],
+        ] {
+            Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
         }
     }
 }

@@ -62,15 +62,27 @@ enum Output {
 
 pub struct Renderer {
     out: Output,
+    to_stderr: bool,
 }
 
 impl Renderer {
-    pub fn new(quiet: bool) -> Renderer {
+    /// A renderer writing to stderr when `to_stderr` (as `run`/`create` show the pull of a
+    /// missing image), stdout otherwise.
+    pub fn with_target(quiet: bool, to_stderr: bool) -> Renderer {
+        let is_terminal = if to_stderr {
+            std::io::stderr().is_terminal()
+        } else {
+            std::io::stdout().is_terminal()
+        };
         let out = if quiet {
             Output::Quiet
-        } else if std::io::stdout().is_terminal() {
+        } else if is_terminal {
             Output::Terminal {
-                multi: MultiProgress::with_draw_target(ProgressDrawTarget::stdout()),
+                multi: MultiProgress::with_draw_target(if to_stderr {
+                    ProgressDrawTarget::stderr()
+                } else {
+                    ProgressDrawTarget::stdout()
+                }),
                 bars: HashMap::new(),
                 all: Vec::new(),
                 partial: String::new(),
@@ -78,7 +90,7 @@ impl Renderer {
         } else {
             Output::Plain
         };
-        Renderer { out }
+        Renderer { out, to_stderr }
     }
 
     fn show(&mut self, m: &Message) {
@@ -86,7 +98,11 @@ impl Renderer {
         match &mut self.out {
             Output::Quiet => {}
             Output::Plain => {
-                let mut out = std::io::stdout().lock();
+                let mut out: Box<dyn Write> = if self.to_stderr {
+                    Box::new(std::io::stderr().lock())
+                } else {
+                    Box::new(std::io::stdout().lock())
+                };
                 if let Some(text) = &m.info.stream {
                     let _ = out.write_all(text.as_bytes());
                 } else if m.progress_numbers().is_some() {
@@ -193,8 +209,13 @@ fn bar_style(with_total: bool) -> ProgressStyle {
 /// Reads and renders a progress stream to its end. An error message in the stream
 /// stops rendering and is returned as a [`StreamError`].
 pub async fn render(resp: Response<Incoming>, quiet: bool) -> anyhow::Result<()> {
+    render_to(resp, quiet, false).await
+}
+
+/// [`render`] to stderr when `to_stderr`.
+pub async fn render_to(resp: Response<Incoming>, quiet: bool, to_stderr: bool) -> anyhow::Result<()> {
     let mut lines = Lines::new(resp);
-    let mut renderer = Renderer::new(quiet);
+    let mut renderer = Renderer::with_target(quiet, to_stderr);
     let result = loop {
         let line = match lines.next_line().await {
             Ok(Some(line)) => line,

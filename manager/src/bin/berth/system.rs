@@ -14,12 +14,15 @@ pub enum SystemCommand {
     Info(InfoArgs),
     /// Show disk usage
     Df(DfArgs),
+    /// Get real time events from the server
+    Events(crate::events::EventsArgs),
 }
 
 pub async fn run(ctx: &Ctx, cmd: SystemCommand) -> anyhow::Result<()> {
     match cmd {
         SystemCommand::Info(a) => info(ctx, a).await,
         SystemCommand::Df(a) => df(ctx, a).await,
+        SystemCommand::Events(a) => crate::events::events(ctx, a).await,
     }
 }
 

@@ -145,6 +145,131 @@ pub fn ellipsis(s: &str, max: usize) -> String {
     out
 }
 
+/// Parses a Go duration (`1h30m`, `10s`, `1.5h`, `300ms`) into nanoseconds, with Go's
+/// error messages.
+pub fn parse_go_duration(s: &str) -> Result<i128, String> {
+    let invalid = || format!("time: invalid duration \"{s}\"");
+    let (neg, mut rest) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if rest == "0" {
+        return Ok(0);
+    }
+    if rest.is_empty() {
+        return Err(invalid());
+    }
+    let mut total: f64 = 0.0;
+    while !rest.is_empty() {
+        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let num = &rest[..num_len];
+        if num.is_empty() || num == "." || num.matches('.').count() > 1 {
+            return Err(invalid());
+        }
+        let value: f64 = num.parse().map_err(|_| invalid())?;
+        rest = &rest[num_len..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit = &rest[..unit_len];
+        if unit.is_empty() {
+            return Err(format!("time: missing unit in duration \"{s}\""));
+        }
+        let scale: f64 = match unit {
+            "ns" => 1.0,
+            "us" | "\u{b5}s" | "\u{3bc}s" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            other => return Err(format!("time: unknown unit \"{other}\" in duration \"{s}\"")),
+        };
+        total += value * scale;
+        rest = &rest[unit_len..];
+    }
+    let nanos = total.round() as i128;
+    Ok(if neg { -nanos } else { nanos })
+}
+
+/// docker's `GetTimestamp` for `--since`/`--until`: a Go duration is relative to `now`
+/// (whole seconds), an RFC 3339 date or date-time (local time when it has no zone) becomes
+/// `SECONDS.NANOS`, and a unix timestamp passes through.
+pub fn api_timestamp(value: &str, now: chrono::DateTime<chrono::Local>) -> Result<String, String> {
+    use chrono::TimeZone;
+    if value != "0" {
+        if let Ok(d) = parse_go_duration(value) {
+            let total = i128::from(now.timestamp()) * 1_000_000_000 + i128::from(now.timestamp_subsec_nanos()) - d;
+            let secs = total.div_euclid(1_000_000_000);
+            return Ok(secs.to_string());
+        }
+    }
+    let has_zone = value.contains(['z', 'Z', '+']) || value.matches('-').count() == 3;
+    let parsed: Option<chrono::DateTime<chrono::FixedOffset>> = if has_zone {
+        let v = value.replace('z', "Z");
+        chrono::DateTime::parse_from_rfc3339(&v)
+            .ok()
+            .or_else(|| {
+                // `2006-01-02T15Z07:00`, `2006-01-02T15:04Z07:00`, `2006-01-02Z07:00`
+                let (head, zone) = split_zone(&v)?;
+                let naive = parse_naive(head)?;
+                let offset = if zone == "Z" {
+                    chrono::FixedOffset::east_opt(0)?
+                } else {
+                    let sign = if zone.starts_with('-') { -1 } else { 1 };
+                    let (h, m) = zone[1..].split_once(':')?;
+                    chrono::FixedOffset::east_opt(sign * (h.parse::<i32>().ok()? * 3600 + m.parse::<i32>().ok()? * 60))?
+                };
+                offset.from_local_datetime(&naive).single()
+            })
+    } else {
+        parse_naive(value).and_then(|n| {
+            let offset = *now.offset();
+            offset.from_local_datetime(&n).single().map(|t| t.fixed_offset())
+        })
+    };
+    match parsed {
+        Some(t) => Ok(format!("{}.{:09}", t.timestamp(), t.timestamp_subsec_nanos())),
+        None => {
+            if value.contains('-') {
+                return Err(format!("failed to parse value as time or duration: \"{value}\""));
+            }
+            let (secs, nanos) = value.split_once('.').unwrap_or((value, "0"));
+            if secs.parse::<i64>().is_err() || nanos.parse::<u64>().is_err() {
+                return Err(format!("failed to parse value as time or duration: \"{value}\""));
+            }
+            Ok(value.to_string())
+        }
+    }
+}
+
+fn split_zone(v: &str) -> Option<(&str, &str)> {
+    if let Some(head) = v.strip_suffix('Z') {
+        return Some((head, "Z"));
+    }
+    let i = v.rfind(['+', '-'])?;
+    // the date's own dashes come before the `T`/time part
+    if v.len() - i != 6 {
+        return None;
+    }
+    Some((&v[..i], &v[i..]))
+}
+
+fn parse_naive(v: &str) -> Option<chrono::NaiveDateTime> {
+    use chrono::{NaiveDate, NaiveDateTime};
+    for f in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(v, f) {
+            return Some(t);
+        }
+    }
+    if let Some((d, h)) = v.split_once('T') {
+        if h.len() <= 2 {
+            let date = NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()?;
+            return date.and_hms_opt(h.parse().ok()?, 0, 0);
+        }
+        return None;
+    }
+    NaiveDate::parse_from_str(v, "%Y-%m-%d").ok()?.and_hms_opt(0, 0, 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,5 +308,33 @@ mod tests {
         assert_eq!(short_id("<missing>"), "<missing>");
         assert_eq!(ellipsis("abcdef", 4), "abc…");
         assert_eq!(ellipsis("abc", 4), "abc");
+    }
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_go_duration("10s"), Ok(10_000_000_000));
+        assert_eq!(parse_go_duration("1h30m"), Ok(5_400_000_000_000));
+        assert_eq!(parse_go_duration("1.5h"), Ok(5_400_000_000_000));
+        assert_eq!(parse_go_duration("300ms"), Ok(300_000_000));
+        assert_eq!(parse_go_duration("0"), Ok(0));
+        assert_eq!(parse_go_duration("x"), Err("time: invalid duration \"x\"".to_string()));
+        assert_eq!(parse_go_duration("10"), Err("time: missing unit in duration \"10\"".to_string()));
+        assert_eq!(parse_go_duration("1y"), Err("time: unknown unit \"y\" in duration \"1y\"".to_string()));
+    }
+
+    #[test]
+    fn api_timestamps() {
+        use chrono::TimeZone;
+        let now = chrono::Local.timestamp_opt(1_700_000_000, 0).single().unwrap();
+        assert_eq!(api_timestamp("10m", now).unwrap(), "1699999400");
+        assert_eq!(api_timestamp("1700000000", now).unwrap(), "1700000000");
+        assert_eq!(api_timestamp("1700000000.5", now).unwrap(), "1700000000.5");
+        assert_eq!(api_timestamp("2023-11-14T22:13:20Z", now).unwrap(), "1700000000.000000000");
+        assert_eq!(api_timestamp("2023-11-14T23:13:20+01:00", now).unwrap(), "1700000000.000000000");
+        assert_eq!(api_timestamp("2023-11-14T22:13:20.25Z", now).unwrap(), "1700000000.250000000");
+        assert!(api_timestamp("2023-13-01", now).is_err());
+        assert!(api_timestamp("yesterday", now).is_err());
+        // a date without zone is local time
+        let local = chrono::Local.with_ymd_and_hms(2023, 11, 14, 0, 0, 0).single().unwrap();
+        assert_eq!(api_timestamp("2023-11-14", now).unwrap(), format!("{}.000000000", local.timestamp()));
     }
 }

@@ -1,0 +1,562 @@
+//! Container commands: the `container` group and the lifecycle commands (stop, kill,
+//! restart, pause, unpause, rm, wait, rename), logs, top, port, prune and inspect.
+//! run/create, exec, attach/start, ps, stats and events live in their own modules.
+
+use anyhow::anyhow;
+use bollard_stubs::models::{ContainerPruneResponse, ContainerTopResponse};
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Args, Subcommand};
+use futures_util::future::join_all;
+
+use crate::attach::{self, inspect_container, AttachArgs, StartArgs};
+use crate::client::{filters_json, version_less, ClientError, Req};
+use crate::exec::{self, ExecArgs};
+use crate::format::tabwrite_with;
+use crate::hijack;
+use crate::image::confirm;
+use crate::inspect::{self, Kind};
+use crate::ps::{self, PsArgs};
+use crate::run::{self, CreateArgs, RunArgs};
+use crate::stats::{self, StatsArgs};
+use crate::units;
+use crate::{Ctx, StatusError};
+
+#[derive(Subcommand, Debug)]
+pub enum ContainerCommand {
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(AttachArgs),
+    /// Create a new container
+    Create(CreateArgs),
+    /// Execute a command in a running container
+    Exec(ExecArgs),
+    /// Display detailed information on one or more containers
+    Inspect(ContainerInspectArgs),
+    /// Kill one or more running containers
+    Kill(KillArgs),
+    /// Fetch the logs of a container
+    Logs(LogsArgs),
+    /// List containers
+    #[command(name = "ls", visible_aliases = ["ps", "list"])]
+    Ls(PsArgs),
+    /// Pause all processes within one or more containers
+    Pause(NamesArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(PortArgs),
+    /// Remove all stopped containers
+    Prune(PruneArgs),
+    /// Rename a container
+    Rename(RenameArgs),
+    /// Restart one or more containers
+    Restart(StopArgs),
+    /// Remove one or more containers
+    #[command(name = "rm", visible_alias = "remove")]
+    Rm(RmArgs),
+    /// Create and run a new container from an image
+    Run(RunArgs),
+    /// Start one or more stopped containers
+    Start(StartArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(StatsArgs),
+    /// Stop one or more running containers
+    Stop(StopArgs),
+    /// Display the running processes of a container
+    Top(TopArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(NamesArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(NamesArgs),
+}
+
+pub async fn run_group(ctx: &Ctx, cmd: ContainerCommand) -> anyhow::Result<()> {
+    match cmd {
+        ContainerCommand::Attach(a) => attach::attach(ctx, a).await,
+        ContainerCommand::Create(a) => run::create(ctx, a).await,
+        ContainerCommand::Exec(a) => exec::exec(ctx, a).await,
+        ContainerCommand::Inspect(a) => inspect_containers(ctx, a).await,
+        ContainerCommand::Kill(a) => kill(ctx, a).await,
+        ContainerCommand::Logs(a) => logs(ctx, a).await,
+        ContainerCommand::Ls(a) => ps::ps(ctx, a).await,
+        ContainerCommand::Pause(a) => pause(ctx, a, true).await,
+        ContainerCommand::Port(a) => port(ctx, a).await,
+        ContainerCommand::Prune(a) => prune(ctx, a).await,
+        ContainerCommand::Rename(a) => rename(ctx, a).await,
+        ContainerCommand::Restart(a) => restart(ctx, a).await,
+        ContainerCommand::Rm(a) => rm(ctx, a).await,
+        ContainerCommand::Run(a) => run::run(ctx, a).await,
+        ContainerCommand::Start(a) => attach::start(ctx, a).await,
+        ContainerCommand::Stats(a) => stats::stats(ctx, a).await,
+        ContainerCommand::Stop(a) => stop(ctx, a).await,
+        ContainerCommand::Top(a) => top(ctx, a).await,
+        ContainerCommand::Unpause(a) => pause(ctx, a, false).await,
+        ContainerCommand::Wait(a) => wait(ctx, a).await,
+    }
+}
+
+fn failure(code: i32, message: impl Into<String>) -> anyhow::Error {
+    StatusError {
+        code,
+        message: message.into(),
+    }
+    .into()
+}
+
+/// Runs `op` on every name at once; prints each name that succeeded (in the order given)
+/// and fails with every error, one per line (docker's parallelOperation + errors.Join).
+async fn each<F, Fut>(names: &[String], op: F) -> anyhow::Result<()>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<(), ClientError>>,
+{
+    let results = join_all(names.iter().map(|n| op(n.clone()))).await;
+    let mut errors = Vec::new();
+    for (name, r) in names.iter().zip(results) {
+        match r {
+            Ok(()) => println!("{name}"),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(failure(1, errors.join("\n")))
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// stop / restart / kill / pause / unpause
+
+#[derive(Args, Debug)]
+pub struct StopArgs {
+    /// Signal to send to the container
+    #[arg(short = 's', long = "signal", value_name = "STRING")]
+    pub signal: Option<String>,
+    /// Seconds to wait before killing the container
+    #[arg(short = 't', long = "timeout", visible_alias = "time", value_name = "INT", allow_hyphen_values = true)]
+    pub timeout: Option<i64>,
+    /// Containers
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+async fn stop_like(ctx: &Ctx, args: StopArgs, action: &str) -> anyhow::Result<()> {
+    // The signal option exists from API 1.42 on; older daemons do not get it (as docker).
+    let api = ctx.client.api_version().await?.to_string();
+    let signal = args.signal.filter(|_| !version_less(&api, "1.42"));
+    let timeout = args.timeout.map(|t| t.to_string());
+    each(&args.containers, |name| {
+        let req = Req::post(format!("/containers/{name}/{action}"))
+            .query_opt("signal", signal.as_deref())
+            .query_opt("t", timeout.as_deref());
+        async move { ctx.client.call(req).await }
+    })
+    .await
+}
+
+pub async fn stop(ctx: &Ctx, args: StopArgs) -> anyhow::Result<()> {
+    stop_like(ctx, args, "stop").await
+}
+
+pub async fn restart(ctx: &Ctx, args: StopArgs) -> anyhow::Result<()> {
+    stop_like(ctx, args, "restart").await
+}
+
+#[derive(Args, Debug)]
+pub struct KillArgs {
+    /// Signal to send to the container
+    #[arg(short = 's', long = "signal", value_name = "STRING")]
+    pub signal: Option<String>,
+    /// Containers
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+pub async fn kill(ctx: &Ctx, args: KillArgs) -> anyhow::Result<()> {
+    let signal = args.signal.clone();
+    each(&args.containers, |name| {
+        let req = Req::post(format!("/containers/{name}/kill")).query_opt("signal", signal.as_deref());
+        async move { ctx.client.call(req).await }
+    })
+    .await
+}
+
+#[derive(Args, Debug)]
+pub struct NamesArgs {
+    /// Containers
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+pub async fn pause(ctx: &Ctx, args: NamesArgs, pause: bool) -> anyhow::Result<()> {
+    let action = if pause { "pause" } else { "unpause" };
+    each(&args.containers, |name| {
+        let req = Req::post(format!("/containers/{name}/{action}"));
+        async move { ctx.client.call(req).await }
+    })
+    .await
+}
+
+// ---------------------------------------------------------------------------------------
+// rm / wait / rename
+
+#[derive(Args, Debug)]
+pub struct RmArgs {
+    /// Force the removal of a running container (uses SIGKILL)
+    #[arg(short = 'f', long = "force", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", hide_default_value = true, hide_possible_values = true, value_parser = BoolishValueParser::new(), action = ArgAction::Set)]
+    pub force: bool,
+    /// Remove the specified link
+    #[arg(short = 'l', long = "link", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", hide_default_value = true, hide_possible_values = true, value_parser = BoolishValueParser::new(), action = ArgAction::Set)]
+    pub link: bool,
+    /// Remove anonymous volumes associated with the container
+    #[arg(short = 'v', long = "volumes", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", hide_default_value = true, hide_possible_values = true, value_parser = BoolishValueParser::new(), action = ArgAction::Set)]
+    pub volumes: bool,
+    /// Containers
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+pub async fn rm(ctx: &Ctx, args: RmArgs) -> anyhow::Result<()> {
+    let results = join_all(args.containers.iter().map(|name| {
+        let id = name.trim_matches('/').to_string();
+        async move {
+            if id.is_empty() {
+                return Err(anyhow!("container name cannot be empty"));
+            }
+            let req = Req::delete(format!("/containers/{id}"))
+                .flag("v", args.volumes)
+                .flag("link", args.link)
+                .flag("force", args.force);
+            ctx.client.call(req).await.map_err(anyhow::Error::from)
+        }
+    }))
+    .await;
+    let mut errors = Vec::new();
+    for (name, r) in args.containers.iter().zip(results) {
+        match r {
+            Ok(()) => println!("{name}"),
+            Err(e) => {
+                let not_found = e.downcast_ref::<ClientError>().is_some_and(ClientError::is_not_found);
+                if args.force && not_found {
+                    // docker: with --force a missing container is reported, not an error
+                    eprintln!("{e}");
+                } else {
+                    errors.push(e.to_string());
+                }
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(failure(1, errors.join("\n")))
+    }
+}
+
+pub async fn wait(ctx: &Ctx, args: NamesArgs) -> anyhow::Result<()> {
+    let mut errors = Vec::new();
+    for name in &args.containers {
+        let result = match attach::wait_request(&ctx.client, name, None).await {
+            Ok(resp) => attach::wait_result(resp).await,
+            Err(e) => Err(e.to_string()),
+        };
+        match result {
+            Ok(code) => println!("{code}"),
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(failure(1, errors.join("\n")))
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct RenameArgs {
+    /// The container's current name
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    /// Its new name
+    #[arg(value_name = "NEW_NAME")]
+    pub new_name: String,
+}
+
+pub async fn rename(ctx: &Ctx, args: RenameArgs) -> anyhow::Result<()> {
+    let old = args.container.trim();
+    let new = args.new_name.trim().trim_start_matches('/');
+    if old.is_empty() || new.is_empty() {
+        return Err(failure(1, "Error: Neither old nor new names may be empty"));
+    }
+    if let Err(e) = ctx
+        .client
+        .call(Req::post(format!("/containers/{old}/rename")).query("name", new))
+        .await
+    {
+        eprintln!("{e}");
+        return Err(failure(1, format!("Error: failed to rename container named {old}")));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// logs
+
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    /// Show extra details provided to logs
+    #[arg(long = "details", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", hide_default_value = true, hide_possible_values = true, value_parser = BoolishValueParser::new(), action = ArgAction::Set)]
+    pub details: bool,
+    /// Follow log output
+    #[arg(short = 'f', long = "follow", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", hide_default_value = true, hide_possible_values = true, value_parser = BoolishValueParser::new(), action = ArgAction::Set)]
+    pub follow: bool,
+    /// Show logs since timestamp (e.g. "2013-01-02T13:23:37Z") or relative (e.g. "42m" for 42 minutes)
+    #[arg(long = "since", value_name = "STRING")]
+    pub since: Option<String>,
+    /// Number of lines to show from the end of the logs
+    #[arg(short = 'n', long = "tail", value_name = "STRING", default_value = "all")]
+    pub tail: String,
+    /// Show timestamps
+    #[arg(short = 't', long = "timestamps", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", hide_default_value = true, hide_possible_values = true, value_parser = BoolishValueParser::new(), action = ArgAction::Set)]
+    pub timestamps: bool,
+    /// Show logs before a timestamp (e.g. "2013-01-02T13:23:37Z") or relative (e.g. "42m" for 42 minutes)
+    #[arg(long = "until", value_name = "STRING")]
+    pub until: Option<String>,
+    /// Container
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+pub async fn logs(ctx: &Ctx, args: LogsArgs) -> anyhow::Result<()> {
+    let c = inspect_container(&ctx.client, &args.container).await?;
+    let id = c.id.clone().unwrap_or_else(|| args.container.clone());
+    let has_tty = c.config.as_ref().and_then(|c| c.tty).unwrap_or(false);
+    let now = chrono::Local::now();
+    let since = match &args.since {
+        Some(s) if !s.is_empty() => Some(
+            units::api_timestamp(s, now).map_err(|e| failure(1, format!("invalid value for \"since\": {e}")))?,
+        ),
+        _ => None,
+    };
+    let until = match &args.until {
+        Some(s) if !s.is_empty() => Some(
+            units::api_timestamp(s, now).map_err(|e| failure(1, format!("invalid value for \"until\": {e}")))?,
+        ),
+        _ => None,
+    };
+    let req = Req::get(format!("/containers/{id}/logs"))
+        .query("stdout", "1")
+        .query("stderr", "1")
+        .query_opt("since", since.as_deref())
+        .query_opt("until", until.as_deref())
+        .flag("timestamps", args.timestamps)
+        .flag("follow", args.follow)
+        .query_opt("tail", Some(args.tail.as_str()))
+        .flag("details", args.details);
+    let resp = ctx.client.send(req).await?;
+    hijack::copy_body(resp.into_body(), has_tty).await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// top / port
+
+#[derive(Args, Debug)]
+pub struct TopArgs {
+    /// Container
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    /// Options for ps
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "ps OPTIONS")]
+    pub ps_args: Vec<String>,
+}
+
+pub async fn top(ctx: &Ctx, args: TopArgs) -> anyhow::Result<()> {
+    let ps_args = args.ps_args.join(" ");
+    let req = Req::get(format!("/containers/{}/top", args.container)).query_opt("ps_args", Some(ps_args.as_str()));
+    let top: ContainerTopResponse = ctx.client.json(req).await?;
+    let mut text = top.titles.unwrap_or_default().join("\t");
+    text.push('\n');
+    for p in top.processes.unwrap_or_default() {
+        text.push_str(&p.join("\t"));
+        text.push('\n');
+    }
+    print!("{}", tabwrite_with(&text, 20, 3));
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct PortArgs {
+    /// Container
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    /// PRIVATE_PORT[/PROTO]
+    #[arg(value_name = "PRIVATE_PORT[/PROTO]")]
+    pub port: Option<String>,
+}
+
+/// `host:port`, with brackets around an IPv6 host (Go's net.JoinHostPort).
+pub fn join_host_port(host: &str, port: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// Orders strings with runs of digits compared as numbers (docker's sortorder.NaturalLess).
+pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
+    loop {
+        match (a.first(), b.first()) {
+            (None, None) => return std::cmp::Ordering::Equal,
+            (None, _) => return std::cmp::Ordering::Less,
+            (_, None) => return std::cmp::Ordering::Greater,
+            (Some(x), Some(y)) if x.is_ascii_digit() && y.is_ascii_digit() => {
+                let da = a.iter().take_while(|c| c.is_ascii_digit()).count();
+                let db = b.iter().take_while(|c| c.is_ascii_digit()).count();
+                let na = std::str::from_utf8(&a[..da]).unwrap_or("0").trim_start_matches('0');
+                let nb = std::str::from_utf8(&b[..db]).unwrap_or("0").trim_start_matches('0');
+                let ord = na.len().cmp(&nb.len()).then_with(|| na.cmp(nb)).then_with(|| da.cmp(&db));
+                if ord != std::cmp::Ordering::Equal {
+                    return ord;
+                }
+                a = &a[da..];
+                b = &b[db..];
+            }
+            (Some(x), Some(y)) => {
+                if x != y {
+                    return x.cmp(y);
+                }
+                a = &a[1..];
+                b = &b[1..];
+            }
+        }
+    }
+}
+
+pub async fn port(ctx: &Ctx, args: PortArgs) -> anyhow::Result<()> {
+    let c = inspect_container(&ctx.client, &args.container).await?;
+    let ports = c
+        .network_settings
+        .and_then(|n| n.ports)
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    match &args.port {
+        Some(p) => {
+            let (port, proto) = p.split_once('/').unwrap_or((p, "tcp"));
+            let proto = if proto.is_empty() { "tcp" } else { proto };
+            if port.parse::<u16>().is_err() {
+                return Err(failure(
+                    1,
+                    format!("Error: invalid port ({port}): strconv.ParseUint: parsing \"{port}\": invalid syntax"),
+                ));
+            }
+            let frontends = ports.get(&format!("{port}/{proto}")).cloned().flatten().unwrap_or_default();
+            if frontends.is_empty() {
+                return Err(failure(
+                    1,
+                    format!("Error: No public port '{p}' published for {}", args.container),
+                ));
+            }
+            for f in frontends {
+                out.push(join_host_port(
+                    f.host_ip.as_deref().unwrap_or(""),
+                    f.host_port.as_deref().unwrap_or(""),
+                ));
+            }
+        }
+        None => {
+            for (from, frontends) in &ports {
+                for f in frontends.clone().unwrap_or_default() {
+                    out.push(format!(
+                        "{from} -> {}",
+                        join_host_port(f.host_ip.as_deref().unwrap_or(""), f.host_port.as_deref().unwrap_or(""))
+                    ));
+                }
+            }
+        }
+    }
+    out.sort_by(|a, b| natural_cmp(a, b));
+    if !out.is_empty() {
+        println!("{}", out.join("\n"));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// prune / inspect
+
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    /// Provide filter values (e.g. "until=<timestamp>")
+    #[arg(long = "filter", value_name = "FILTER")]
+    pub filter: Vec<String>,
+    /// Do not prompt for confirmation
+    #[arg(short = 'f', long = "force", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", hide_default_value = true, hide_possible_values = true, value_parser = BoolishValueParser::new(), action = ArgAction::Set)]
+    pub force: bool,
+}
+
+pub async fn prune(ctx: &Ctx, args: PruneArgs) -> anyhow::Result<()> {
+    let filters = filters_json(&args.filter).map_err(|e| failure(1, e))?;
+    if !args.force && !confirm("WARNING! This will remove all stopped containers.")? {
+        return Ok(());
+    }
+    let report: ContainerPruneResponse = ctx
+        .client
+        .json(Req::post("/containers/prune").query_opt("filters", filters.as_deref()))
+        .await?;
+    let deleted = report.containers_deleted.unwrap_or_default();
+    if !deleted.is_empty() {
+        println!("Deleted Containers:");
+        for id in deleted {
+            println!("{id}");
+        }
+        println!();
+    }
+    println!(
+        "Total reclaimed space: {}",
+        units::human_size(report.space_reclaimed.unwrap_or(0))
+    );
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct ContainerInspectArgs {
+    /// Format output using a Go template, or `json`
+    #[arg(short = 'f', long = "format", value_name = "STRING")]
+    pub format: Option<String>,
+    /// Display total file sizes
+    #[arg(short = 's', long = "size", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", hide_default_value = true, hide_possible_values = true, value_parser = BoolishValueParser::new(), action = ArgAction::Set)]
+    pub size: bool,
+    /// Containers
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+pub async fn inspect_containers(ctx: &Ctx, args: ContainerInspectArgs) -> anyhow::Result<()> {
+    inspect::inspect_as(
+        ctx,
+        &[Kind::Container],
+        &args.containers,
+        args.format.as_deref(),
+        "container",
+        args.size,
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn natural_order_and_host_ports() {
+        let mut v = vec!["80/tcp -> 0.0.0.0:8080", "443/tcp -> 0.0.0.0:8443", "9000/tcp -> :::9000", "80/tcp -> :::8080"];
+        v.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(
+            v,
+            vec!["80/tcp -> 0.0.0.0:8080", "80/tcp -> :::8080", "443/tcp -> 0.0.0.0:8443", "9000/tcp -> :::9000"]
+        );
+        assert_eq!(join_host_port("::", "80"), "[::]:80");
+        assert_eq!(join_host_port("0.0.0.0", "80"), "0.0.0.0:80");
+    }
+}
