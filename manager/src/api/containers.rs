@@ -488,3 +488,34 @@ pub async fn events(State(d): D, RawQuery(q): RawQuery) -> ApiResult {
     });
     Ok(stream_response(rx, "application/json"))
 }
+
+/// GET /containers/{id}/stats: one sample (`stream=false`) or one a second.
+pub async fn stats(State(d): D, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult {
+    let q = Query::parse(q.as_deref());
+    let stream = q.get("stream").is_none_or(|v| v != "0" && v != "false");
+    let one_shot = q.flag("one-shot");
+    d.containers.check_exists(&id)?;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let svc = d.containers.clone();
+    tokio::spawn(async move {
+        let mut pre = serde_json::json!({});
+        // Without streaming Docker still takes two samples a second apart, so CPU % means something.
+        if !stream && !one_shot {
+            if let Ok(s) = svc.stats_sample(&id, &pre) {
+                pre = s;
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+        loop {
+            let Ok(s) = svc.stats_sample(&id, &pre) else { break };
+            let mut b = serde_json::to_vec(&s).unwrap_or_default();
+            b.push(b'\n');
+            if tx.send(Bytes::from(b)).is_err() || !stream {
+                break;
+            }
+            pre = s;
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    });
+    Ok(stream_response(rx, "application/json"))
+}

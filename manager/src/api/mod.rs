@@ -137,6 +137,7 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .route("/containers/{id}/wait", post(containers::wait))
         .route("/containers/{id}/resize", post(containers::resize))
         .route("/containers/{id}/top", get(containers::top))
+        .route("/containers/{id}/stats", get(containers::stats))
         .route("/containers/{id}/logs", get(containers::logs))
         .route("/containers/{id}/attach", post(containers::attach))
         .route("/containers/{id}/exec", post(containers::exec_create))

@@ -11,6 +11,7 @@ mod netns;
 mod query;
 pub mod record;
 mod spec;
+mod stats;
 
 use crate::errors::{Error, Result};
 use crate::events::Events;

@@ -199,6 +199,17 @@ impl ContainerService {
             graph_driver: Some(DriverData { name: "overlay2".into(), data: gd }),
             mounts: Some(vec![]),
             config: Some(r.config.clone()),
+            network_settings: Some({
+                let mode = r.host_config.network_mode.clone().unwrap_or_else(|| "none".into());
+                let mut nets = HashMap::new();
+                nets.insert(mode.clone(), bollard_stubs::models::EndpointSettings::default());
+                bollard_stubs::models::NetworkSettings {
+                    sandbox_id: Some(r.id.clone()),
+                    sandbox_key: (mode != "host").then(|| super::netns::path(&self.exec_root, &r.id).display().to_string()),
+                    ports: Some(HashMap::new()),
+                    networks: Some(nets),
+                }
+            }),
             ..Default::default()
         })
     }
