@@ -44,6 +44,8 @@ impl Daemon {
         let events = Arc::new(events::Events::default());
         let containers = container::ContainerService::new(store.clone(), images.clone(), events.clone(), &config.data_root, &config.exec_root)?;
         let weak = Arc::downgrade(&containers);
+        let w2 = weak.clone();
+        images.set_in_use(Box::new(move |id: &str| w2.upgrade().and_then(|c| c.image_in_use(id).ok().flatten())));
         let sink: task::events::Sink = Arc::new(move |id: String, topic: &'static str| {
             if let (Some(c), "oom") = (weak.upgrade(), topic) {
                 c.oom(&id);

@@ -71,6 +71,8 @@ pub struct ImageService {
     leases: Mutex<HashMap<String, usize>>,
     /// One GC or delete at a time.
     gc_lock: tokio::sync::Mutex<()>,
+    /// Which container (if any) runs from an image: such an image is never deleted.
+    in_use: std::sync::OnceLock<Box<dyn Fn(&str) -> Option<String> + Send + Sync>>,
 }
 
 /// Holds digests/chain IDs out of GC's reach until dropped.
@@ -107,7 +109,16 @@ impl ImageService {
             store,
             leases: Mutex::new(HashMap::new()),
             gc_lock: tokio::sync::Mutex::new(()),
+            in_use: std::sync::OnceLock::new(),
         })
+    }
+
+    pub fn set_in_use(&self, f: Box<dyn Fn(&str) -> Option<String> + Send + Sync>) {
+        let _ = self.in_use.set(f);
+    }
+
+    pub fn used_by(&self, image_id: &str) -> Option<String> {
+        self.in_use.get().and_then(|f| f(image_id))
     }
 
     pub fn lease(&self, keys: impl IntoIterator<Item = String>) -> Lease<'_> {
@@ -222,6 +233,15 @@ impl ImageService {
             None => tags.clone(),
         };
         let delete_image = untag.len() == tags.len();
+        if delete_image {
+            if let Some(c) = self.used_by(&rec.id) {
+                return Err(Error::conflict(format!(
+                    "conflict: unable to delete {} (cannot be forced) - image is being used by container {}",
+                    by_tag.as_deref().map(familiar_key).unwrap_or_else(|| rec.id[7..19].to_string()),
+                    &c[..12.min(c.len())]
+                )));
+            }
+        }
         self.store.write(|w| {
             for k in &untag {
                 w.delete(TAGS, k)?;

@@ -217,7 +217,7 @@ impl ImageService {
         f.0.remove("dangling");
         f.0.remove("until");
         for s in self.list(&f)? {
-            if dangling_only && !s.repo_tags.is_empty() {
+            if (dangling_only && !s.repo_tags.is_empty()) || self.used_by(&s.id).is_some() {
                 continue;
             }
             let items = self.remove(&s.id, true).await?;
