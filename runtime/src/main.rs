@@ -51,7 +51,7 @@ fn main() {
         Ok(code) => code,
         Err(e) => {
             // One line, naming the problem: libcontainer errors may span lines.
-            let msg = format!("{e:#}").replace('\n', " ");
+            let msg = runc_wording(&format!("{e:#}").replace('\n', " "));
             tracing::error!("{msg}");
             if log_to_file || !tracing::enabled!(tracing::Level::ERROR) {
                 eprintln!("berth-runtime: {msg}");
@@ -60,6 +60,25 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// Clients (the docker CLI, containerd) tell "command not found" (127) from "cannot invoke"
+/// (126) by runc's words; libcontainer says the same thing differently.
+fn runc_wording(msg: &str) -> String {
+    if let Some(start) = msg.find("executable '") {
+        let rest = &msg[start + "executable '".len()..];
+        if let Some(end) = rest.find("' not found in $PATH") {
+            let name = &rest[..end];
+            return format!("{msg}: exec: \"{name}\": executable file not found in $PATH");
+        }
+    }
+    if msg.contains("does not have correct permissions") || msg.contains("is not executable") {
+        return format!("{msg}: permission denied");
+    }
+    if msg.contains("not found in rootfs") || msg.contains("doesn't exist") {
+        return format!("{msg}: no such file or directory");
+    }
+    msg.to_string()
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<i32> {

@@ -384,9 +384,11 @@ pub async fn exec_start(State(d): D, Path(id): Path<String>, mut req: Request) -
         detach: bool,
         #[serde(rename = "Tty", default)]
         tty: Option<bool>,
+        #[serde(rename = "ConsoleSize", default)]
+        console_size: Option<Vec<usize>>,
     }
     let b: StartBody = if body.is_empty() { StartBody::default() } else { serde_json::from_slice(&body).map_err(|e| Error::invalid(format!("invalid exec start request: {e}")))? };
-    let start = d.containers.exec_start(&id, b.tty).await?;
+    let start = d.containers.exec_start(&id, b.tty, b.console_size).await?;
     if b.detach {
         return Ok(StatusCode::OK.into_response());
     }

@@ -108,10 +108,19 @@ pub fn all_capabilities() -> Vec<String> {
         .ok()
         .and_then(|s| s.trim().parse::<usize>().ok())
         .unwrap_or(CAPABILITY_NAMES.len() - 1);
+    // Only what berthd itself may pass on: asking for a capability outside our bounding set
+    // makes capset fail (here CAP_SYS_RESOURCE is not in it).
+    let bounding = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("CapBnd:").map(|v| v.trim().to_string())))
+        .and_then(|v| u64::from_str_radix(&v, 16).ok())
+        .unwrap_or(u64::MAX);
     CAPABILITY_NAMES
         .iter()
         .take(last.saturating_add(1))
-        .map(|c| c.to_string())
+        .enumerate()
+        .filter(|(i, _)| bounding & (1u64 << i) != 0)
+        .map(|(_, c)| c.to_string())
         .collect()
 }
 
@@ -762,11 +771,19 @@ mod tests {
     #[test]
     fn all_capabilities_follow_the_kernel() {
         let all = all_capabilities();
-        let expected = match std::fs::read_to_string("/proc/sys/kernel/cap_last_cap") {
+        let known = match std::fs::read_to_string("/proc/sys/kernel/cap_last_cap") {
             Ok(s) => (s.trim().parse::<usize>().unwrap() + 1).min(41),
             Err(_) => 41,
         };
+        // Everything the kernel knows that this process may still hand out.
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let bnd = status.lines().find_map(|l| l.strip_prefix("CapBnd:")).map(|v| u64::from_str_radix(v.trim(), 16).unwrap()).unwrap();
+        let expected = (0..known).filter(|i| bnd & (1u64 << i) != 0).count();
         assert_eq!(all.len(), expected);
+        assert!(all.iter().all(|c| {
+            let i = CAPABILITY_NAMES.iter().position(|n| n == c).unwrap();
+            bnd & (1u64 << i) != 0
+        }));
         assert_eq!(all[0], "CAP_CHOWN");
         for cap in default_capabilities() {
             assert!(all.contains(&cap));

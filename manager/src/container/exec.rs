@@ -54,7 +54,7 @@ impl ContainerService {
     }
 
     /// Start an exec; the receiver gets its output (subscribe before the process runs).
-    pub async fn exec_start(self: &Arc<Self>, id: &str, tty: Option<bool>) -> Result<ExecStart> {
+    pub async fn exec_start(self: &Arc<Self>, id: &str, tty: Option<bool>, console_size: Option<Vec<usize>>) -> Result<ExecStart> {
         let inst = self.exec_get(id)?;
         {
             let mut st = inst.state.lock().unwrap();
@@ -89,7 +89,8 @@ impl ContainerService {
         if inst.config.privileged.unwrap_or(false) {
             process.set_capabilities(Some(super::defaults::capabilities_for(&super::defaults::all_capabilities())));
         }
-        process.set_console_size(None);
+        let size = console_size.or(inst.config.console_size.clone()).filter(|s| s.len() == 2 && s[0] > 0 && s[1] > 0);
+        process.set_console_size(size.map(|s| oci_spec::runtime::BoxBuilder::default().height(s[0] as u64).width(s[1] as u64).build().expect("box")));
         let json = serde_json::to_vec(&process).map_err(|e| Error::internal(e.to_string()))?;
         let attach_stdin = inst.config.attach_stdin.unwrap_or(false);
         let output = inst.output.subscribe();

@@ -190,9 +190,8 @@ pub fn build(rec: &ContainerRecord, p: &Paths, user: &User) -> Result<Spec> {
         .rlimits(rlimits)
         .build()
         .map_err(|e| Error::internal(format!("process spec: {e}")))?;
-    if nnp {
-        process.set_no_new_privileges(Some(true));
-    }
+    // The builder defaults to true; Docker's default is off unless asked for.
+    process.set_no_new_privileges(nnp.then_some(true));
     if let Some(adj) = hc.oom_score_adj.filter(|a| *a != 0) {
         process.set_oom_score_adj(Some(adj as i32));
     }

@@ -174,3 +174,49 @@ pub fn umoci_unpack(layout: &Path, tag: &str, bundle: &Path) -> PathBuf {
     ));
     bundle.join("rootfs")
 }
+
+/// The busybox applets the container tests call, as symlinks in /bin.
+pub const BUSYBOX_APPLETS: &[&str] = &[
+    "sh", "echo", "cat", "sleep", "id", "hostname", "ps", "grep", "ls", "top", "env", "unshare",
+    "stty", "tty", "true", "false", "wc", "head", "tail", "pwd", "touch", "kill", "mkdir", "rm",
+    "seq", "test", "[", "printf", "readlink", "stat", "mount", "whoami", "date", "tr",
+];
+
+/// A one-layer busybox image as `<layout>:<tag>` (a new OCI layout), made with umoci from
+/// the host's static /bin/busybox: the applets in [`BUSYBOX_APPLETS`], root and nobody in
+/// /etc/passwd, `CMD ["sh"]`, `PATH` set. `work` is scratch space. Returns the layout path.
+pub fn busybox_image(layout: &Path, tag: &str, work: &Path) -> PathBuf {
+    let l = layout.to_string_lossy().into_owned();
+    let image = format!("{l}:{tag}");
+    let bundle = work.join("bb-bundle");
+    let b = bundle.to_string_lossy().into_owned();
+    fs::create_dir_all(work).unwrap();
+    run_ok(&mut cmd("umoci", &["init", "--layout", &l]));
+    run_ok(&mut cmd("umoci", &["new", "--image", &image]));
+    run_ok(&mut cmd(
+        "umoci",
+        &[
+            "config", "--image", &image, "--config.cmd", "sh",
+            "--config.env", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "--config.workingdir", "/",
+        ],
+    ));
+    run_ok(&mut cmd("umoci", &["unpack", "--image", &image, &b]));
+    let r = bundle.join("rootfs");
+    for d in ["bin", "etc", "dev", "proc", "sys", "run", "tmp", "root", "home", "var/tmp"] {
+        fs::create_dir_all(r.join(d)).unwrap();
+    }
+    chmod(&r.join("tmp"), 0o1777);
+    chmod(&r.join("var/tmp"), 0o1777);
+    fs::copy("/bin/busybox", r.join("bin/busybox")).unwrap();
+    chmod(&r.join("bin/busybox"), 0o755);
+    for a in BUSYBOX_APPLETS {
+        symlink("busybox", r.join("bin").join(a)).unwrap();
+    }
+    write(&r.join("etc/passwd"), b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n");
+    write(&r.join("etc/group"), b"root:x:0:\nnogroup:x:65534:\n");
+    run_ok(&mut cmd("umoci", &["repack", "--refresh-bundle", "--history.created_by", "busybox", "--image", &image, &b]));
+    run_ok(&mut cmd("umoci", &["gc", "--layout", &l]));
+    fs::remove_dir_all(&bundle).unwrap();
+    layout.to_path_buf()
+}

@@ -8,6 +8,7 @@
 //! stopped and mounts undone).
 #![allow(dead_code)]
 
+pub mod containers;
 pub mod images;
 pub mod oci;
 pub mod token;

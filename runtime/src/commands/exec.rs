@@ -89,6 +89,12 @@ pub fn run(g: &Global, a: Exec) -> Result<i32> {
         let _ = std::fs::remove_file(p);
     }
     let pid = result?;
+    // As for create: a terminal gets the size the process asks for before it can look.
+    if let Some(p) = a.process.as_ref().and_then(|p| std::fs::read(p).ok()).and_then(|b| serde_json::from_slice::<oci_spec::runtime::Process>(&b).ok()) {
+        if let (Some(true), Some(size)) = (p.terminal(), p.console_size()) {
+            super::set_console_size(pid.as_raw(), size.height() as u16, size.width() as u16);
+        }
+    }
     if a.detach {
         return Ok(0);
     }
