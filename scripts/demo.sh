@@ -10,7 +10,11 @@ id=demo-$$
 cleanup() {
   "$RT" --root "$root" delete --force "$id" >/dev/null 2>&1 || true
   [[ -n "${CTRD_PID:-}" ]] && kill "$CTRD_PID" 2>/dev/null && wait "$CTRD_PID" 2>/dev/null || true
-  [[ -n "${BERTHD_PID:-}" ]] && kill "$BERTHD_PID" 2>/dev/null && wait "$BERTHD_PID" 2>/dev/null || true
+  if [[ -n "${BERTHD_PID:-}" ]]; then
+    "$(dirname "$RT")/berth" rm -f demo-web >/dev/null 2>&1 || true
+    kill "$BERTHD_PID" 2>/dev/null && wait "$BERTHD_PID" 2>/dev/null || true
+    for c in /sys/fs/cgroup/*/berth; do rmdir "$c" 2>/dev/null || true; done
+  fi
   [[ -n "${REG_PID:-}" ]] && kill "$REG_PID" 2>/dev/null && wait "$REG_PID" 2>/dev/null || true
   for c in /sys/fs/cgroup/*/; do rmdir "$c/berth-demo" 2>/dev/null || true; done
   grep -o " $work[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
@@ -120,5 +124,17 @@ YML
   berth save -o "$work/demo-save.tar" "127.0.0.1:$port/copy:v1" && berth rmi "127.0.0.1:$port/copy:v1" "127.0.0.1:$port/demo"
   berth load -i "$work/demo-save.tar"
   berth history "127.0.0.1:$port/copy:v1"
+
+  say "containers through berthd: a web server with a named volume (host network: bridges come later)"
+  web_port=$((20000 + RANDOM % 20000))
+  berth run -d --name demo-web --network host -v demo-www:/www "127.0.0.1:$port/copy:v1" \
+    /bin/busybox httpd -f -v -p "127.0.0.1:$web_port" -h /www
+  berth exec demo-web sh -c 'echo "hello from a berth container, $(hostname)" > /www/index.html'
+  berth ps
+  for _ in $(seq 50); do curl -sf "http://127.0.0.1:$web_port/" && break; sleep 0.1; done
+  berth logs demo-web | tail -3
+  berth stop demo-web >/dev/null && berth rm demo-web >/dev/null
+  set +e; berth run --rm "127.0.0.1:$port/copy:v1" sh -c 'echo "exit code comes through"; exit 5'; rc=$?; set -e
+  echo "berth run exit code: $rc"
 fi
 say "done"

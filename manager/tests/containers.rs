@@ -534,3 +534,20 @@ fn berth_cli_run_and_ps() {
     c.ok(ps.ok() && ps.stdout.contains("bx") && ps.stdout.contains("Exited (0)"), || format!("`berth ps -a` should list bx as Exited (0): {ps}"));
     c.done(&mut d);
 }
+
+#[test]
+fn oom_killed() {
+    let Some(sb) = sandbox("oom") else { return };
+    let mut d = Docker::new(&sb);
+    let img = d.busybox(&sb);
+    let mut c = Checks::default();
+    // A shell doubling a string until the 16 MiB limit stops it.
+    let out = d.run(&["run", "--name", "hog", "-m", "16m", "--memory-swap", "16m", &img, "sh", "-c", "x=aaaaaaaaaaaaaaaa; while true; do x=\"$x$x\"; done"]);
+    c.eq(code(&out), 137, || format!("exit code of the OOM-killed container: {out}"));
+    c.eq(d.inspect("hog", "{{.State.OOMKilled}} {{.State.ExitCode}}").as_str(), "true 137", || "State.OOMKilled and ExitCode".into());
+    // A container that just exits 137 by itself is not marked OOM-killed.
+    let out = d.run(&["run", "--name", "notoom", "-m", "16m", &img, "sh", "-c", "exit 137"]);
+    c.eq(code(&out), 137, || format!("exit 137 by hand: {out}"));
+    c.eq(d.inspect("notoom", "{{.State.OOMKilled}}").as_str(), "false", || "OOMKilled of a plain exit 137".into());
+    c.done(&mut d);
+}
