@@ -764,7 +764,30 @@ impl ContainerService {
 
     /// Bind mounts, named volumes and `--mount`s as OCI mounts.
     fn volume_mounts(&self, rec: &ContainerRecord) -> Result<Vec<oci_spec::runtime::Mount>> {
+        self.volume_mounts_depth(rec, 0)
+    }
+
+    fn volume_mounts_depth(&self, rec: &ContainerRecord, depth: usize) -> Result<Vec<oci_spec::runtime::Mount>> {
+        if depth > 8 {
+            return Err(Error::invalid("--volumes-from chains too deep (a cycle?)"));
+        }
         let mut out = Vec::new();
+        // --volumes-from NAME[:ro|rw]: that container's binds and volumes, first (ours win).
+        for vf in rec.host_config.volumes_from.iter().flatten() {
+            let (name, mode) = vf.split_once(':').unwrap_or((vf.as_str(), ""));
+            let other = self.find(name)?;
+            for mut m in self.volume_mounts_depth(&other, depth + 1)? {
+                if mode == "ro" {
+                    let mut o = m.options().clone().unwrap_or_default();
+                    o.retain(|x| x != "rw");
+                    if !o.iter().any(|x| x == "ro") {
+                        o.push("ro".into());
+                    }
+                    m.set_options(Some(o));
+                }
+                out.push(m);
+            }
+        }
         for b in rec.host_config.binds.iter().flatten() {
             let parts: Vec<&str> = b.split(':').collect();
             let (src, dst, opts) = match parts.as_slice() {

@@ -262,12 +262,47 @@ pub fn build(rec: &ContainerRecord, p: &Paths, user: &User) -> Result<Spec> {
             devices.push(b.build().expect("dev"));
         }
     }
+    // --device HOST[:CONTAINER[:PERMS]]: the node in the container and a cgroup rule for it.
+    let mut linux_devices = Vec::new();
+    for dm in hc.devices.iter().flatten() {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let host = dm.path_on_host.clone().unwrap_or_default();
+        let meta = std::fs::metadata(&host).map_err(|e| Error::invalid(format!("error gathering device information while adding custom device {host:?}: {e}")))?;
+        let ft = meta.file_type();
+        let typ = if ft.is_char_device() {
+            oci_spec::runtime::LinuxDeviceType::C
+        } else if ft.is_block_device() {
+            oci_spec::runtime::LinuxDeviceType::B
+        } else {
+            return Err(Error::invalid(format!("{host} is not a device node")));
+        };
+        let rdev = meta.rdev();
+        let (major, minor) = (nix::sys::stat::major(rdev) as i64, nix::sys::stat::minor(rdev) as i64);
+        let dst = dm.path_in_container.clone().filter(|p| !p.is_empty()).unwrap_or_else(|| host.clone());
+        let perms = dm.cgroup_permissions.clone().filter(|p| !p.is_empty()).unwrap_or_else(|| "rwm".into());
+        linux_devices.push(
+            oci_spec::runtime::LinuxDeviceBuilder::default()
+                .path(PathBuf::from(dst))
+                .typ(typ)
+                .major(major)
+                .minor(minor)
+                .file_mode(meta.mode() & 0o777)
+                .uid(meta.uid())
+                .gid(meta.gid())
+                .build()
+                .expect("device"),
+        );
+        if !privileged {
+            devices.push(LinuxDeviceCgroupBuilder::default().allow(true).typ(typ).major(major).minor(minor).access(perms).build().expect("dev"));
+        }
+    }
     let mut res = LinuxResourcesBuilder::default().memory(mem.build().expect("mem")).cpu(cpu.build().expect("cpu")).devices(devices);
     if let Some(l) = hc.pids_limit.filter(|l| *l != 0) {
         res = res.pids(LinuxPidsBuilder::default().limit(l).build().expect("pids"));
     }
 
     let mut linux = LinuxBuilder::default()
+        .devices(linux_devices)
         .namespaces(namespaces)
         .resources(res.build().map_err(|e| Error::internal(format!("resources: {e}")))?)
         .cgroups_path(PathBuf::from(format!("/berth/{}", rec.id)));
