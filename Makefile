@@ -26,6 +26,7 @@ bench: deps build
 	bash bench/runtime.sh
 	bash bench/shim.sh
 	bash bench/pull.sh
+	bash bench/run.sh
 
 demo: deps build
 	bash scripts/demo.sh
