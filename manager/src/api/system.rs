@@ -46,6 +46,7 @@ pub async fn version() -> ApiResult {
 
 pub async fn info(State(d): State<Arc<Daemon>>) -> ApiResult {
     let images = d.images.list(&Default::default())?.len() as i64;
+    let (total, running, paused, stopped) = d.containers.running_count()?;
     let cgroup_v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
     let mem_total = std::fs::read_to_string("/proc/meminfo")
         .ok()
@@ -59,10 +60,10 @@ pub async fn info(State(d): State<Arc<Daemon>>) -> ApiResult {
     cidrs.extend(d.config.insecure_registries.iter().cloned());
     let info = SystemInfo {
         id: Some(d.id.clone()),
-        containers: Some(0),
-        containers_running: Some(0),
-        containers_paused: Some(0),
-        containers_stopped: Some(0),
+        containers: Some(total),
+        containers_running: Some(running),
+        containers_paused: Some(paused),
+        containers_stopped: Some(stopped),
         images: Some(images),
         driver: Some("overlay2".into()),
         driver_status: Some(vec![vec!["Backing Filesystem".into(), "extfs".into()]]),
@@ -94,10 +95,11 @@ pub async fn info(State(d): State<Arc<Daemon>>) -> ApiResult {
 /// Disk usage in the shape API ≤ 1.51 clients read (`LayersSize`, `Images`, …).
 pub async fn df(State(d): State<Arc<Daemon>>) -> ApiResult {
     let images = d.images.list(&Default::default())?;
+    let containers = d.containers.list(&crate::container::ListOptions { all: true, ..Default::default() })?;
     Ok(json(&serde_json::json!({
         "LayersSize": d.images.layers_size()?,
         "Images": images,
-        "Containers": [],
+        "Containers": containers,
         "Volumes": [],
         "BuildCache": [],
     })))

@@ -66,6 +66,19 @@ pub async fn exit_status(wait: Result<Response<Incoming>, ClientError>) -> i64 {
     }
 }
 
+/// A setting from the client's config.json (missing or unreadable: none).
+pub fn config_setting(ctx: &Ctx, key: &str) -> Option<String> {
+    crate::auth::ConfigFile::load(&ctx.config_dir).ok()?.setting(key)
+}
+
+/// `--detach-keys`, else config.json's `detachKeys`.
+pub fn detach_keys_setting(ctx: &Ctx, flag: Option<&str>) -> Option<String> {
+    match flag.filter(|f| !f.is_empty()) {
+        Some(f) => Some(f.to_string()),
+        None => config_setting(ctx, "detachKeys"),
+    }
+}
+
 /// The client-side detach sequence (docker falls back to ctrl-p,ctrl-q with a warning).
 pub fn detach_keys(spec: Option<&str>) -> Vec<u8> {
     match spec.filter(|s| !s.is_empty()) {
@@ -135,8 +148,9 @@ pub async fn attach(ctx: &Ctx, args: AttachArgs) -> anyhow::Result<()> {
     }
     let stdin = !args.no_stdin && config.open_stdin.unwrap_or(false);
     let id = c.id.clone().unwrap_or_else(|| args.container.clone());
+    let keys = detach_keys_setting(ctx, args.detach_keys.as_deref());
     let _proxy = (args.sig_proxy && !has_tty).then(|| signals::forward(client, &args.container));
-    let conn = attach_request(client, &args.container, stdin, true, true, args.detach_keys.as_deref()).await?;
+    let conn = attach_request(client, &args.container, stdin, true, true, keys.as_deref()).await?;
     // The container may have stopped meanwhile; docker checks again.
     let c = inspect_container(client, &args.container).await?;
     check_attachable(&c)?;
@@ -154,7 +168,7 @@ pub async fn attach(ctx: &Ctx, args: AttachArgs) -> anyhow::Result<()> {
         stdout: true,
         stderr: true,
         tty: has_tty,
-        detach_keys: detach_keys(args.detach_keys.as_deref()),
+        detach_keys: detach_keys(keys.as_deref()),
     };
     match hijack::stream(conn, &opts).await? {
         StreamEnd::Detached => return Err(plain("read escape sequence")),
@@ -223,7 +237,8 @@ pub async fn start(ctx: &Ctx, args: StartArgs) -> anyhow::Result<()> {
     let auto_remove = c.host_config.as_ref().and_then(|h| h.auto_remove).unwrap_or(false);
     let _proxy = (!has_tty).then(|| signals::forward(client, &id));
     let stdin = args.interactive && config.open_stdin.unwrap_or(false);
-    let conn = attach_request(client, name, stdin, true, true, args.detach_keys.as_deref()).await?;
+    let keys = detach_keys_setting(ctx, args.detach_keys.as_deref());
+    let conn = attach_request(client, name, stdin, true, true, keys.as_deref()).await?;
     let wait = wait_request(client, &id, Some(if auto_remove { "removed" } else { "next-exit" })).await;
     if let Err(e) = client.call(Req::post(format!("/containers/{name}/start"))).await {
         drop(conn);
@@ -240,7 +255,7 @@ pub async fn start(ctx: &Ctx, args: StartArgs) -> anyhow::Result<()> {
         stdout: true,
         stderr: true,
         tty: has_tty,
-        detach_keys: detach_keys(args.detach_keys.as_deref()),
+        detach_keys: detach_keys(keys.as_deref()),
     };
     if hijack::stream(conn, &opts).await? == StreamEnd::Detached {
         return Ok(());

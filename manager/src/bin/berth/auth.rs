@@ -37,6 +37,15 @@ impl ConfigFile {
         &self.path
     }
 
+    /// A top-level string setting (`detachKeys`, `psFormat`, `statsFormat`…).
+    pub fn setting(&self, key: &str) -> Option<String> {
+        self.doc
+            .get(key)
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    }
+
     fn auths(&self) -> Option<&Map<String, Value>> {
         self.doc.get("auths").and_then(Value::as_object)
     }

@@ -5,7 +5,7 @@ use bollard_stubs::models::{ExecConfig, ExecInspectResponse, ExecStartConfig, Id
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args};
 
-use crate::attach::{detach_keys, inspect_container};
+use crate::attach::{detach_keys, detach_keys_setting, inspect_container};
 use crate::client::{version_less, Req};
 use crate::hijack::{self, StreamEnd, StreamOptions};
 use crate::opts::read_kv_file;
@@ -93,12 +93,13 @@ pub async fn exec(ctx: &Ctx, args: ExecArgs) -> anyhow::Result<()> {
     } else {
         None
     };
+    let keys = detach_keys_setting(ctx, args.detach_keys.as_deref());
     let config = ExecConfig {
         attach_stdin: Some(stdin),
         attach_stdout: Some(stdout),
         attach_stderr: Some(stderr),
         console_size: console_size.clone(),
-        detach_keys: args.detach_keys.clone().filter(|k| !k.is_empty()),
+        detach_keys: keys.clone(),
         tty: Some(args.tty),
         env: if env.is_empty() { None } else { Some(env) },
         cmd: Some(cmd),
@@ -135,7 +136,7 @@ pub async fn exec(ctx: &Ctx, args: ExecArgs) -> anyhow::Result<()> {
         stdout,
         stderr,
         tty: args.tty,
-        detach_keys: detach_keys(args.detach_keys.as_deref()),
+        detach_keys: detach_keys(keys.as_deref()),
     };
     if hijack::stream(conn, &opts).await? == StreamEnd::Detached {
         return Err(status(1, "read escape sequence"));

@@ -29,6 +29,9 @@ pub enum DemuxError {
     Daemon(String),
 }
 
+/// Receives demultiplexed payload: `(stream, bytes)`.
+pub type Sink<'a, E> = dyn FnMut(u8, &[u8]) -> Result<(), E> + 'a;
+
 /// Splits docker's multiplexed stream (`[stream, 0, 0, 0, size as u32 BE]` then `size`
 /// bytes, repeated) into payload pieces as bytes arrive, without waiting for whole frames.
 #[derive(Debug, Default)]
@@ -50,7 +53,7 @@ impl Demux {
     pub fn feed<E>(
         &mut self,
         mut data: &[u8],
-        out: &mut dyn FnMut(u8, &[u8]) -> Result<(), E>,
+        out: &mut Sink<'_, E>,
     ) -> Result<(), FeedError<E>> {
         while !data.is_empty() {
             if self.remaining == 0 {

@@ -76,10 +76,13 @@ pub struct CreateSpec {
     pub quiet: bool,
 }
 
+/// Looks up a variable of the client's environment.
+pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
 /// What parsing may look at outside the flags.
 pub struct ParseEnv<'a> {
     /// The client's environment (`-e NAME` and env files take values from it).
-    pub lookup: &'a dyn Fn(&str) -> Option<String>,
+    pub lookup: EnvLookup<'a>,
     /// The client's working directory (relative bind sources start here).
     pub cwd: &'a Path,
 }
@@ -871,7 +874,7 @@ pub fn parse_cpus(s: &str) -> Result<i64, String> {
 }
 
 /// `-e`: `NAME=VALUE` as is; a bare `NAME` takes the client's value when it has one.
-fn validate_env(val: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+fn validate_env(val: &str, lookup: EnvLookup) -> Result<String, String> {
     let (k, has_value) = match val.split_once('=') {
         Some((k, _)) => (k, true),
         None => (val, false),
@@ -890,12 +893,12 @@ fn validate_env(val: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<St
 
 /// Reads an env or label file: `KEY=VALUE` lines (the value kept verbatim), `#` comments,
 /// blank lines; a bare `KEY` takes the client's value (env files) or is dropped.
-pub fn read_kv_file(path: &str, lookup: Option<&dyn Fn(&str) -> Option<String>>) -> Result<Vec<String>, String> {
+pub fn read_kv_file(path: &str, lookup: Option<EnvLookup>) -> Result<Vec<String>, String> {
     let data = std::fs::read(path).map_err(|e| format!("open {path}: {}", io_error_text(&e)))?;
     parse_kv_lines(path, &data, lookup)
 }
 
-fn parse_kv_lines(path: &str, data: &[u8], lookup: Option<&dyn Fn(&str) -> Option<String>>) -> Result<Vec<String>, String> {
+fn parse_kv_lines(path: &str, data: &[u8], lookup: Option<EnvLookup>) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
     for (i, raw) in data.split(|&b| b == b'\n').enumerate() {
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);

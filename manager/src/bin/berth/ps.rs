@@ -272,7 +272,13 @@ pub fn row(c: &ContainerSummary, trunc: bool) -> Val {
 }
 
 pub async fn ps(ctx: &Ctx, args: PsArgs) -> anyhow::Result<()> {
-    let user_format = args.format.as_deref().map(str::trim).filter(|f| !f.is_empty());
+    let configured = crate::attach::config_setting(ctx, "psFormat");
+    let user_format = args
+        .format
+        .as_deref()
+        .or(configured.as_deref())
+        .map(str::trim)
+        .filter(|f| !f.is_empty());
     // A custom template that shows .Size asks for sizes, unless --size=false was given.
     let mut size = args.size.unwrap_or(false);
     if args.size.is_none() && !args.quiet {
@@ -284,7 +290,7 @@ pub async fn ps(ctx: &Ctx, args: PsArgs) -> anyhow::Result<()> {
     }
     let format = match user_format {
         _ if args.quiet => {
-            if user_format.is_some_and(|f| f != "table") {
+            if args.format.as_deref().map(str::trim).is_some_and(|f| !f.is_empty() && f != "table") {
                 eprintln!("WARNING: Ignoring custom format, because both --format and --quiet are set.");
             }
             if user_format == Some("raw") {

@@ -274,8 +274,9 @@ pub async fn run(ctx: &Ctx, args: RunArgs) -> anyhow::Result<()> {
         println!("{id}");
         let _ = std::io::stdout().flush();
     }
+    let keys = attach::detach_keys_setting(ctx, args.detach_keys.as_deref());
     let conn = if stdin || stdout || stderr {
-        Some(attach_request(client, &id, stdin, stdout, stderr, args.detach_keys.as_deref()).await?)
+        Some(attach_request(client, &id, stdin, stdout, stderr, keys.as_deref()).await?)
     } else {
         None
     };
@@ -298,7 +299,7 @@ pub async fn run(ctx: &Ctx, args: RunArgs) -> anyhow::Result<()> {
             stdout,
             stderr,
             tty: has_tty,
-            detach_keys: attach::detach_keys(args.detach_keys.as_deref()),
+            detach_keys: attach::detach_keys(keys.as_deref()),
         };
         if hijack::stream(conn, &opts).await? == StreamEnd::Detached {
             return Ok(());

@@ -229,7 +229,8 @@ fn follow(client: &Client, name: String, shared: Shared) {
 
 pub async fn stats(ctx: &Ctx, args: StatsArgs) -> anyhow::Result<()> {
     let client = &ctx.client;
-    let format = ListFormat::parse(args.format.as_deref(), STATS_TABLE)?;
+    let configured = crate::attach::config_setting(ctx, "statsFormat");
+    let format = ListFormat::parse(args.format.as_deref().or(configured.as_deref()), STATS_TABLE)?;
     let trunc = !args.no_trunc;
     let names: Vec<String> = if args.containers.is_empty() {
         let list: Vec<ContainerSummary> = client.json(Req::get("/containers/json").flag("all", args.all)).await?;
