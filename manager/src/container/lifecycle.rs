@@ -636,6 +636,14 @@ impl ContainerService {
                 self.wait_until(&id, |r| r.is_none_or(|r| !r.state.status.is_live()), Some(Duration::from_secs(30))).await?;
             }
         }
+        let code = self.get(&id).map(|r| r.state.exit_code).unwrap_or(rec.state.exit_code);
+        {
+            let mut codes = self.removed_codes.lock().unwrap();
+            if codes.len() > 10_000 {
+                codes.clear();
+            }
+            codes.insert(id.clone(), code);
+        }
         self.store.write(|w| {
             w.delete(NAMES, &rec.name)?;
             w.delete(CONTAINERS, &id)?;
@@ -691,7 +699,11 @@ impl ContainerService {
                 .await?
             }
         };
-        Ok(r.map(|r| r.state.exit_code).unwrap_or_else(|| last.load(std::sync::atomic::Ordering::Relaxed)))
+        Ok(match r {
+            Some(r) => r.state.exit_code,
+            // Removed: its last exit code, even if this waiter never saw the exited record.
+            None => self.removed_codes.lock().unwrap().get(&t.id).copied().unwrap_or_else(|| last.load(std::sync::atomic::Ordering::Relaxed)),
+        })
     }
 
     /// Start-up: reconnect to the shims of containers that were running, record the exits

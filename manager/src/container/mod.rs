@@ -60,6 +60,8 @@ pub struct ContainerService {
     /// Each container's output, for attach and `logs -f`; lives as long as berthd knows it.
     outputs: Mutex<HashMap<String, io::Output>>,
     rt: tokio::runtime::Handle,
+    /// Exit codes of removed containers, for waiters that see only the removal (`--rm`).
+    removed_codes: Mutex<HashMap<String, i64>>,
 }
 
 impl ContainerService {
@@ -82,6 +84,7 @@ impl ContainerService {
             execs: Mutex::new(HashMap::new()),
             outputs: Mutex::new(HashMap::new()),
             rt: tokio::runtime::Handle::current(),
+            removed_codes: Mutex::new(HashMap::new()),
         }))
     }
 
