@@ -105,15 +105,24 @@ fn describe(cmd: &Command) -> String {
     s
 }
 
-/// Runs a command to completion (killed and reported after `timeout`), capturing output.
-pub fn run_timeout(cmd: &mut Command, timeout: Duration) -> Out {
-    let desc = describe(cmd);
+/// What a command printed, still being read when it was killed for hanging.
+pub type Hung = (std::thread::JoinHandle<Vec<u8>>, std::thread::JoinHandle<Vec<u8>>);
+
+/// Runs `cmd` with `input` on its stdin (then closed; None: /dev/null), capturing output.
+/// A command still running after `timeout` is killed: Err holds the readers of its output.
+pub fn run_capture(cmd: &mut Command, desc: String, input: Option<&[u8]>, timeout: Duration) -> Result<Out, Hung> {
     let mut child = cmd
-        .stdin(Stdio::null())
+        .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run `{desc}`: {e}"));
+    if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+        let input = input.to_vec();
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+    }
     let mut so = child.stdout.take().unwrap();
     let mut se = child.stderr.take().unwrap();
     let t_out = std::thread::spawn(move || {
@@ -134,18 +143,26 @@ pub fn run_timeout(cmd: &mut Command, timeout: Duration) -> Out {
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            let out = String::from_utf8_lossy(&t_out.join().unwrap_or_default()).into_owned();
-            let err = String::from_utf8_lossy(&t_err.join().unwrap_or_default()).into_owned();
-            panic!("`{desc}` hung for {timeout:?}; killed\nstdout: {out}\nstderr: {err}");
+            return Err((t_out, t_err));
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    Out {
+    Ok(Out {
         cmd: desc,
         status,
         stdout: String::from_utf8_lossy(&t_out.join().unwrap_or_default()).into_owned(),
         stderr: String::from_utf8_lossy(&t_err.join().unwrap_or_default()).into_owned(),
-    }
+    })
+}
+
+/// Runs a command to completion (killed and reported after `timeout`), capturing output.
+pub fn run_timeout(cmd: &mut Command, timeout: Duration) -> Out {
+    let desc = describe(cmd);
+    run_capture(cmd, desc.clone(), None, timeout).unwrap_or_else(|(t_out, t_err)| {
+        let out = String::from_utf8_lossy(&t_out.join().unwrap_or_default()).into_owned();
+        let err = String::from_utf8_lossy(&t_err.join().unwrap_or_default()).into_owned();
+        panic!("`{desc}` hung for {timeout:?}; killed\nstdout: {out}\nstderr: {err}");
+    })
 }
 
 pub fn run(cmd: &mut Command) -> Out {
