@@ -10,6 +10,7 @@ pkgs=(
   openssl curl                                 # the registry token-auth test: signing JWTs, raw HTTP checks
   docker.io debootstrap                        # pull benchmark: dockerd as a peer, a Debian rootfs image
   iproute2 procps psmisc time hyperfine strace # netns tests, ps, peak RSS, bench, profiles
+  nftables tini wrk                            # NAT and published ports; --init; port throughput bench
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -16,6 +16,12 @@ pub struct Config {
     pub pidfile: PathBuf,
     pub log_level: String,
     pub debug: bool,
+    /// The default bridge network's Linux bridge (`--bridge`, dockerd's `-b`).
+    pub bridge: String,
+    /// The default bridge's gateway address and prefix (`--bip`), e.g. 172.17.0.1/16.
+    pub bip: Option<String>,
+    /// MTU of the default bridge's endpoints (`--mtu`); 0 keeps the kernel's.
+    pub mtu: u32,
 }
 
 /// The file's keys are the flags' names (`data-root = "/srv/berth"`).
@@ -29,6 +35,9 @@ pub struct FileConfig {
     pub pidfile: Option<PathBuf>,
     pub log_level: Option<String>,
     pub debug: Option<bool>,
+    pub bridge: Option<String>,
+    pub bip: Option<String>,
+    pub mtu: Option<u32>,
 }
 
 impl FileConfig {

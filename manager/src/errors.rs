@@ -8,6 +8,8 @@ pub enum Kind {
     InvalidArgument,
     /// 401: the registry refused our credentials.
     Unauthorized,
+    /// 403: the object may not be changed (a predefined network).
+    Forbidden,
     /// 404: no such image, tag, blob, manifest.
     NotFound,
     /// 409: the name is taken, the object is in use.

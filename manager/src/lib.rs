@@ -9,6 +9,7 @@ pub mod errors;
 pub mod events;
 pub mod container;
 pub mod image;
+pub mod network;
 pub mod reference;
 pub mod snapshot;
 pub mod store;
@@ -22,6 +23,7 @@ pub struct Daemon {
     pub id: String,
     pub images: Arc<image::ImageService>,
     pub containers: Arc<container::ContainerService>,
+    pub networks: Arc<network::NetworkService>,
     pub events: Arc<events::Events>,
     /// The ttrpc server the shims publish their events to; kept alive with the daemon.
     _events_server: std::sync::Mutex<Option<containerd_shim_protos::ttrpc::Server>>,
@@ -42,7 +44,10 @@ impl Daemon {
             }
         };
         let events = Arc::new(events::Events::default());
-        let containers = container::ContainerService::new(store.clone(), images.clone(), events.clone(), &config.data_root, &config.exec_root)?;
+        let networks = network::NetworkService::new(store.clone(), network::Options { bridge: config.bridge.clone(), bip: config.bip.clone(), mtu: config.mtu })?;
+        let containers = container::ContainerService::new(store.clone(), images.clone(), networks.clone(), events.clone(), &config.data_root, &config.exec_root)?;
+        let wc = Arc::downgrade(&containers);
+        networks.set_in_use(Box::new(move |net: &str| wc.upgrade().is_some_and(|c| c.network_in_use(net))));
         let weak = Arc::downgrade(&containers);
         let w2 = weak.clone();
         images.set_in_use(Box::new(move |id: &str| w2.upgrade().and_then(|c| c.image_in_use(id).ok().flatten())));
@@ -53,6 +58,17 @@ impl Daemon {
         });
         let server = task::events::serve(&config.exec_root, sink)?;
         containers.recover().await?;
-        Ok(Arc::new(Daemon { config, id, images, containers, events, _events_server: std::sync::Mutex::new(Some(server)) }))
+        Ok(Arc::new(Daemon { config, id, images, containers, networks, events, _events_server: std::sync::Mutex::new(Some(server)) }))
+    }
+
+    /// Graceful stop: with nothing left running, networks leave no bridge or rule behind.
+    pub async fn shutdown(&self) {
+        let (n, c) = (self.networks.clone(), self.containers.clone());
+        let _ = tokio::task::spawn_blocking(move || {
+            if c.running_count().map(|(_, running, paused, _)| running + paused == 0).unwrap_or(false) {
+                n.shutdown();
+            }
+        })
+        .await;
     }
 }

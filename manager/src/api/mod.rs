@@ -3,6 +3,7 @@
 
 mod containers;
 mod images;
+mod networks;
 mod system;
 
 use crate::errors::{Error, Kind};
@@ -38,6 +39,7 @@ impl IntoResponse for ApiError {
         let status = match self.0.kind {
             Kind::InvalidArgument => StatusCode::BAD_REQUEST,
             Kind::Unauthorized => StatusCode::UNAUTHORIZED,
+            Kind::Forbidden => StatusCode::FORBIDDEN,
             Kind::NotFound => StatusCode::NOT_FOUND,
             Kind::Conflict => StatusCode::CONFLICT,
             Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -146,6 +148,12 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .route("/exec/{id}/resize", post(containers::exec_resize))
         .route("/exec/{id}/json", get(containers::exec_inspect))
         .route("/events", get(containers::events))
+        .route("/networks", get(networks::list))
+        .route("/networks/create", post(networks::create))
+        .route("/networks/prune", post(networks::prune))
+        .route("/networks/{id}", get(networks::inspect).delete(networks::remove))
+        .route("/networks/{id}/connect", post(networks::connect))
+        .route("/networks/{id}/disconnect", post(networks::disconnect))
         .route("/images/{*rest}", get(images::by_name_get).post(images::by_name_post).delete(images::by_name_delete))
         .fallback(|req: Request<Body>| async move {
             ApiError(Error::not_found(format!("page not found: {} {}", req.method(), req.uri().path())))

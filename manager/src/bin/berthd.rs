@@ -34,6 +34,15 @@ struct Args {
     /// Debug logging.
     #[arg(short = 'D', long)]
     debug: bool,
+    /// The default bridge network's Linux bridge (default berth0).
+    #[arg(short = 'b', long)]
+    bridge: Option<String>,
+    /// The default bridge's address and prefix, e.g. 172.17.0.1/16 (default: a free pool).
+    #[arg(long)]
+    bip: Option<String>,
+    /// MTU of the default bridge's container interfaces.
+    #[arg(long)]
+    mtu: Option<u32>,
 }
 
 fn settings(a: Args) -> berth_manager::errors::Result<Config> {
@@ -47,7 +56,10 @@ fn settings(a: Args) -> berth_manager::errors::Result<Config> {
     let debug = a.debug || f.debug.unwrap_or(false);
     let log_level = a.log_level.or(f.log_level).unwrap_or_else(|| if debug { "debug".into() } else { "info".into() });
     let pidfile = a.pidfile.or(f.pidfile).unwrap_or_else(|| exec_root.join("berthd.pid"));
-    Ok(Config { data_root, exec_root, hosts, insecure_registries: insecure, pidfile, log_level, debug })
+    let bridge = a.bridge.or(f.bridge).unwrap_or_else(|| "berth0".into());
+    let bip = a.bip.or(f.bip);
+    let mtu = a.mtu.or(f.mtu).unwrap_or(0);
+    Ok(Config { data_root, exec_root, hosts, insecure_registries: insecure, pidfile, log_level, debug, bridge, bip, mtu })
 }
 
 fn main() -> ExitCode {
@@ -124,6 +136,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     for path in &cfg.hosts {
         let _ = std::fs::remove_file(path);
     }
+    daemon.shutdown().await;
     let _ = std::fs::remove_file(&cfg.pidfile);
     Ok(())
 }

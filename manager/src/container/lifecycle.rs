@@ -120,16 +120,33 @@ impl ContainerService {
             return Err(Error::invalid("conflicting options: cannot specify both --restart and --rm"));
         }
         let mode = hc.network_mode.clone().unwrap_or_default();
+        let mut endpoints: std::collections::BTreeMap<String, bollard_stubs::models::EndpointSettings> = Default::default();
         match mode.as_str() {
-            "none" | "host" => {}
+            "none" | "host" | "" | "default" | "bridge" => {}
             m if m.starts_with("container:") => {
                 self.find(&m["container:".len()..])?;
             }
-            "" | "default" | "bridge" => {
-                warnings.push("bridge networking is not available in berth yet: the container gets a network namespace with only loopback (as --network none)".into());
-                hc.network_mode = Some("none".into());
+            other => {
+                self.networks.find(other)?;
             }
-            other => return Err(Error::not_found(format!("network {other} not found"))),
+        }
+        for (net, cfg) in body.networking_config.clone().and_then(|n| n.endpoints_config).unwrap_or_default() {
+            let n = self.networks.find(&net)?;
+            let fixed = cfg.ipam_config.as_ref().and_then(|c| c.ipv4_address.as_deref()).is_some_and(|a| !a.is_empty());
+            if fixed && n.predefined {
+                return Err(Error::invalid("user specified IP address is supported on user defined networks only"));
+            }
+            if cfg.aliases.as_ref().is_some_and(|a| !a.is_empty()) && n.predefined {
+                return Err(Error::invalid("network-scoped alias is supported only for containers in user defined networks"));
+            }
+            if n.driver != "bridge" && !["none", "host"].contains(&n.name.as_str()) {
+                return Err(Error::invalid(format!("network {net} cannot be joined")));
+            }
+            endpoints.insert(n.name.clone(), cfg);
+        }
+        if (mode == "host" || mode == "none" || mode.starts_with("container:")) && hc.port_bindings.as_ref().is_some_and(|p| !p.is_empty()) {
+            warnings.push("Published ports are discarded when using host, none or container network mode".into());
+            hc.port_bindings = None;
         }
         for s in hc.security_opt.iter().flatten() {
             let k = s.split(['=', ':']).next().unwrap_or("");
@@ -161,11 +178,13 @@ impl ContainerService {
             state: State::default(),
             restart_count: 0,
             shim_address: None,
+            endpoints,
+            net: None,
         };
         let dir = self.data_dir(&id);
         std::fs::create_dir_all(dir.join("upper"))?;
         std::fs::create_dir_all(dir.join("work"))?;
-        self.write_etc_files(&rec)?;
+        self.write_etc_files(&rec, None)?;
         let res = self.store.write(|w| {
             if let Some(other) = w.get::<String>(NAMES, &name)? {
                 return Err(Error::conflict(format!(
@@ -183,7 +202,9 @@ impl ContainerService {
         Ok((id, warnings))
     }
 
-    fn write_etc_files(&self, rec: &ContainerRecord) -> Result<()> {
+    /// /etc/hostname, /etc/hosts and /etc/resolv.conf; at start (`net` given) with the
+    /// container's addresses, its links and, on a user-defined network, the embedded DNS.
+    fn write_etc_files(&self, rec: &ContainerRecord, net: Option<&crate::network::NetState>) -> Result<()> {
         let dir = self.data_dir(&rec.id);
         let hostname = rec.config.hostname.clone().unwrap_or_else(|| rec.short_id().to_string());
         std::fs::write(dir.join("hostname"), format!("{hostname}\n"))?;
@@ -194,13 +215,40 @@ impl ContainerService {
                 hosts.push_str(&format!("{ip}\t{name}\n"));
             }
         }
+        let mut embedded_dns = None;
+        if let Some(st) = net {
+            // --link NAME:ALIAS: the linked container's address on a network both are on.
+            for l in hc.links.iter().flatten() {
+                let (name, alias) = l.split_once(':').unwrap_or((l.as_str(), l.as_str()));
+                let (name, alias) = (name.trim_start_matches('/'), alias.rsplit('/').next().unwrap_or(alias));
+                let other = self.find(name)?;
+                let ip = other.net.as_ref().and_then(|o| o.attachments.iter().find(|a| st.attachments.iter().any(|m| m.network_id == a.network_id)).map(|a| a.ip));
+                let ip = ip.ok_or_else(|| Error::invalid(format!("cannot link to {name}: it is not running on a network this container joins")))?;
+                if alias == other.name {
+                    hosts.push_str(&format!("{ip}\t{alias} {}\n", other.short_id()));
+                } else {
+                    hosts.push_str(&format!("{ip}\t{alias} {} {}\n", other.short_id(), other.name));
+                }
+            }
+            if let Some(a) = st.attachments.first() {
+                hosts.push_str(&format!("{}\t{hostname}\n", a.ip));
+                if self.networks.find(&a.network_id).map(|n| n.user_defined()).unwrap_or(false) {
+                    embedded_dns = Some(a.gateway);
+                }
+            }
+        }
         if hc.network_mode.as_deref() == Some("host") {
             hosts = std::fs::read_to_string("/etc/hosts").unwrap_or(hosts);
         }
         std::fs::write(dir.join("hosts"), hosts)?;
         let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         let mut resolv = String::new();
-        let dns = hc.dns.clone().unwrap_or_default();
+        let mut dns = hc.dns.clone().unwrap_or_default();
+        // Containers on user-defined networks ask berthd's DNS server on their gateway,
+        // which forwards what it does not know to the host's resolvers (`--dns` bypasses it).
+        if let Some(gw) = embedded_dns.filter(|_| dns.is_empty()) {
+            dns = vec![gw.to_string()];
+        }
         if dns.is_empty() {
             // Loopback resolvers of the host are not reachable from the container's namespace.
             let ok: Vec<&str> = host_resolv.lines().filter(|l| l.starts_with("nameserver") && !l.contains(" 127.") && !l.contains(" ::1")).collect();
@@ -269,6 +317,8 @@ impl ContainerService {
         if crate::snapshot::is_mountpoint(&rootfs) {
             let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
         }
+        self.networks.detach(id);
+        let _ = self.update(id, |r| r.net = None);
         netns::remove(&self.exec_root, id);
         for f in ["init-stdin", "init-stdout", "init-stderr"] {
             let _ = std::fs::remove_file(self.run_dir(id).join(f));
@@ -326,7 +376,7 @@ impl ContainerService {
 
         let hc = &rec.host_config;
         let user = spec::resolve_user(&rootfs, rec.config.user.as_deref().unwrap_or(""), hc.group_add.as_deref().unwrap_or(&[]))?;
-        let mode = hc.network_mode.clone().unwrap_or_default();
+        let mode = rec.network_mode();
         let netns = match mode.as_str() {
             "host" => None,
             m if m.starts_with("container:") => {
@@ -338,6 +388,19 @@ impl ContainerService {
             }
             _ => Some(netns::create(&self.exec_root, id)?),
         };
+        if let Some(ns) = netns.as_ref().filter(|_| !mode.starts_with("container:")) {
+            let exposed = rec.config.exposed_ports.clone().unwrap_or_default();
+            let req = crate::network::AttachRequest {
+                id,
+                name: &rec.name,
+                netns: ns,
+                networks: rec.bridge_networks(),
+                ports: crate::network::ports::wanted(hc, &exposed)?,
+            };
+            let st = self.networks.attach(&req)?;
+            self.write_etc_files(rec, Some(&st))?;
+            self.update(id, |r| r.net = Some(st))?;
+        }
         let mounts = self.volume_mounts(rec)?;
         let paths = spec::Paths { rootfs: rootfs.clone(), hostname: data.join("hostname"), hosts: data.join("hosts"), resolv_conf: data.join("resolv.conf"), netns, mounts };
         let spec = spec::build(rec, &paths, &user)?;
@@ -733,6 +796,13 @@ impl ContainerService {
                 })?;
             }
         }
+        let svc = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let running = |id: &str| svc.get(id).map(|r| r.state.status.is_live()).unwrap_or(false);
+            svc.networks.recover(&running)
+        })
+        .await
+        .map_err(|e| Error::internal(e.to_string()))??;
         for (id, rec) in self.store.list::<ContainerRecord>(CONTAINERS)? {
             let policy = rec.host_config.restart_policy.as_ref().and_then(|p| p.name).map(|n| n.to_string()).unwrap_or_default();
             if !rec.state.status.is_live() && (policy == "always" || policy == "unless-stopped") && !rec.state.manually_stopped {
@@ -753,6 +823,9 @@ impl ContainerService {
         let status = st.status.enum_value_or_default();
         use containerd_shim_protos::api::Status as S;
         if matches!(status, S::RUNNING | S::PAUSED | S::PAUSING) {
+            if let Some(st) = &rec.net {
+                self.networks.restore(&rec.id, st);
+            }
             let live = self.attach_io(&rec, shim.clone(), &fifos);
             self.live.lock().unwrap().insert(rec.id.clone(), live);
             if status != S::RUNNING {
@@ -887,6 +960,8 @@ impl ContainerRecord {
             state: State::default(),
             restart_count: 0,
             shim_address: None,
+            endpoints: Default::default(),
+            net: None,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! `containerd-shim-berth-v2` (which runs berth-runtime); berthd never forks container
 //! processes itself, so containers outlive berthd and it reconnects when it comes back.
 
+mod connect;
 pub mod defaults;
 mod exec;
 pub mod io;
@@ -48,6 +49,7 @@ pub struct Live {
 pub struct ContainerService {
     pub store: Arc<Store>,
     pub images: Arc<ImageService>,
+    pub networks: Arc<crate::network::NetworkService>,
     pub events: Arc<Events>,
     data_root: PathBuf,
     exec_root: PathBuf,
@@ -65,7 +67,7 @@ pub struct ContainerService {
 }
 
 impl ContainerService {
-    pub fn new(store: Arc<Store>, images: Arc<ImageService>, events: Arc<Events>, data_root: &std::path::Path, exec_root: &std::path::Path) -> Result<Arc<Self>> {
+    pub fn new(store: Arc<Store>, images: Arc<ImageService>, networks: Arc<crate::network::NetworkService>, events: Arc<Events>, data_root: &std::path::Path, exec_root: &std::path::Path) -> Result<Arc<Self>> {
         std::fs::create_dir_all(data_root.join("containers"))?;
         std::fs::create_dir_all(exec_root.join("containers"))?;
         store.write(|w| {
@@ -75,6 +77,7 @@ impl ContainerService {
         Ok(Arc::new(ContainerService {
             store,
             images,
+            networks,
             events,
             data_root: data_root.to_path_buf(),
             exec_root: exec_root.to_path_buf(),
@@ -162,6 +165,15 @@ impl ContainerService {
         let paused = all.iter().filter(|(_, r)| r.state.status == Status::Paused).count() as i64;
         let total = all.len() as i64;
         Ok((total, running, paused, total - running - paused))
+    }
+
+    /// A network (by ID or name) that some container is configured to join.
+    pub fn network_in_use(&self, net: &str) -> bool {
+        let id = self.networks.find(net).map(|n| n.id).unwrap_or_default();
+        let name = self.networks.find(net).map(|n| n.name).unwrap_or_default();
+        self.store.list::<ContainerRecord>(CONTAINERS).unwrap_or_default().iter().any(|(_, r)| {
+            r.bridge_networks().iter().any(|(n, _)| *n == net || *n == id || *n == name)
+        })
     }
 
     /// Images used by a container cannot be removed without force.

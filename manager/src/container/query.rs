@@ -137,13 +137,32 @@ impl ContainerService {
             image_id: Some(r.image_id.clone()),
             command: Some(Self::command(r)),
             created: Some(unix(&r.created)),
-            ports: Some(vec![]),
+            ports: Some(Self::summary_ports(r)),
             labels: Some(r.config.labels.clone().unwrap_or_default()),
             state: Some(state),
             status: Some(human_status(r)),
             mounts: Some(vec![]),
             ..Default::default()
         }
+    }
+
+    /// `docker ps`'s PORTS: each published port, or the exposed ones without bindings.
+    fn summary_ports(r: &ContainerRecord) -> Vec<bollard_stubs::models::PortSummary> {
+        use bollard_stubs::models::{PortSummary, PortSummaryTypeEnum};
+        let typ = |p: &str| if p == "udp" { PortSummaryTypeEnum::UDP } else { PortSummaryTypeEnum::TCP };
+        let rules = r.net.as_ref().map(|n| n.ports.clone()).unwrap_or_default();
+        let mut out: Vec<PortSummary> = rules
+            .iter()
+            .map(|p| PortSummary { ip: Some(p.host_ip.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED).to_string()), private_port: p.port, public_port: Some(p.host_port), typ: Some(typ(&p.proto)) })
+            .collect();
+        for e in r.config.exposed_ports.clone().unwrap_or_default() {
+            let (port, proto) = e.split_once('/').unwrap_or((e.as_str(), "tcp"));
+            let Ok(port) = port.parse::<u16>() else { continue };
+            if !rules.iter().any(|p| p.port == port && p.proto == proto) {
+                out.push(PortSummary { ip: None, private_port: port, public_port: None, typ: Some(typ(proto)) });
+            }
+        }
+        out
     }
 
     pub fn inspect(&self, name: &str) -> Result<ContainerInspectResponse> {
@@ -199,19 +218,60 @@ impl ContainerService {
             graph_driver: Some(DriverData { name: "overlay2".into(), data: gd }),
             mounts: Some(vec![]),
             config: Some(r.config.clone()),
-            network_settings: Some({
-                let mode = r.host_config.network_mode.clone().unwrap_or_else(|| "none".into());
-                let mut nets = HashMap::new();
-                nets.insert(mode.clone(), bollard_stubs::models::EndpointSettings::default());
-                bollard_stubs::models::NetworkSettings {
-                    sandbox_id: Some(r.id.clone()),
-                    sandbox_key: (mode != "host").then(|| super::netns::path(&self.exec_root, &r.id).display().to_string()),
-                    ports: Some(HashMap::new()),
-                    networks: Some(nets),
-                }
-            }),
+            network_settings: Some(self.network_settings(&r)),
             ..Default::default()
         })
+    }
+
+    /// Docker's `NetworkSettings`: one entry per network (keyed by name), addresses while
+    /// running, every exposed port with its host bindings.
+    fn network_settings(&self, r: &ContainerRecord) -> bollard_stubs::models::NetworkSettings {
+        use bollard_stubs::models::EndpointSettings;
+        let mode = r.network_mode();
+        let mut nets = HashMap::new();
+        let st = r.net.clone().unwrap_or_default();
+        if mode == "host" || mode == "none" {
+            let id = self.networks.find(&mode).map(|n| n.id).ok();
+            nets.insert(mode.clone(), EndpointSettings { network_id: id, ..Default::default() });
+        }
+        for (name, cfg) in r.bridge_networks() {
+            let n = self.networks.find(&name).ok();
+            let key = n.as_ref().map(|n| n.name.clone()).unwrap_or(name.clone());
+            let a = n.as_ref().and_then(|n| st.attachments.iter().find(|a| a.network_id == n.id));
+            let mut e = EndpointSettings {
+                ipam_config: cfg.ipam_config.clone(),
+                links: cfg.links.clone(),
+                aliases: cfg.aliases.clone(),
+                network_id: n.as_ref().map(|n| n.id.clone()),
+                mac_address: Some(String::new()),
+                gateway: Some(String::new()),
+                ip_address: Some(String::new()),
+                ip_prefix_len: Some(0),
+                ipv6_gateway: Some(String::new()),
+                global_ipv6_address: Some(String::new()),
+                global_ipv6_prefix_len: Some(0),
+                endpoint_id: Some(String::new()),
+                ..Default::default()
+            };
+            if let (Some(a), Some(n)) = (a, n.as_ref()) {
+                e.endpoint_id = Some(crate::network::endpoint_id(&n.id, &r.id));
+                e.mac_address = Some(a.mac.clone());
+                e.gateway = Some(a.gateway.to_string());
+                e.ip_address = Some(a.ip.to_string());
+                e.ip_prefix_len = Some(a.prefix as i64);
+                if n.user_defined() {
+                    e.dns_names = Some(std::iter::once(r.name.clone()).chain(a.aliases.iter().cloned()).collect());
+                }
+            }
+            nets.insert(key, e);
+        }
+        let exposed = r.config.exposed_ports.clone().unwrap_or_default();
+        bollard_stubs::models::NetworkSettings {
+            sandbox_id: Some(r.id.clone()),
+            sandbox_key: (mode != "host" && r.state.status.is_live()).then(|| super::netns::path(&self.exec_root, &r.id).display().to_string()),
+            ports: Some(crate::network::ports::port_map(&st.ports, &exposed)),
+            networks: Some(nets),
+        }
     }
 
     /// The log as Docker frames it: 8-byte multiplexed frames without a TTY, raw with one.

@@ -1,6 +1,7 @@
 //! What berthd keeps about a container, in the store (one JSON record per container).
 
-use bollard_stubs::models::{ContainerConfig, HostConfig};
+use bollard_stubs::models::{ContainerConfig, EndpointSettings, HostConfig};
+use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +67,13 @@ pub struct ContainerRecord {
     pub restart_count: i64,
     /// The shim serving this container while it has a task.
     pub shim_address: Option<String>,
+    /// Networks to join besides the one `NetworkMode` names (create's `EndpointsConfig`,
+    /// `network connect`), by name, with their settings (aliases, a fixed address).
+    #[serde(default)]
+    pub endpoints: BTreeMap<String, EndpointSettings>,
+    /// While it runs: its addresses, veths and published ports.
+    #[serde(default)]
+    pub net: Option<crate::network::NetState>,
 }
 
 impl ContainerRecord {
@@ -74,5 +82,26 @@ impl ContainerRecord {
     }
     pub fn tty(&self) -> bool {
         self.config.tty.unwrap_or(false)
+    }
+    /// `NetworkMode` as Docker reads it: empty and `default` are `bridge`.
+    pub fn network_mode(&self) -> String {
+        match self.host_config.network_mode.as_deref().unwrap_or("") {
+            "" | "default" => "bridge".into(),
+            m => m.to_string(),
+        }
+    }
+    /// The networks with an endpoint (bridge-driver networks), the mode's network first.
+    pub fn bridge_networks(&self) -> Vec<(String, EndpointSettings)> {
+        let mode = self.network_mode();
+        let mut out = vec![];
+        if !["none", "host"].contains(&mode.as_str()) && !mode.starts_with("container:") {
+            out.push((mode.clone(), self.endpoints.get(&mode).cloned().unwrap_or_default()));
+        }
+        for (n, s) in &self.endpoints {
+            if *n != mode && !["none", "host"].contains(&n.as_str()) {
+                out.push((n.clone(), s.clone()));
+            }
+        }
+        out
     }
 }

@@ -13,17 +13,19 @@ use crate::{Ctx, StatusError};
 pub enum Kind {
     Container,
     Image,
-    // Volume, Network: added with their commands.
+    Network,
+    // Volume: added with its commands.
 }
 
 impl Kind {
-    /// docker tries containers first, then images.
-    const ALL: &'static [Kind] = &[Kind::Container, Kind::Image];
+    /// docker tries containers first, then images, then networks.
+    const ALL: &'static [Kind] = &[Kind::Container, Kind::Image, Kind::Network];
 
     fn req(self, name: &str, size: bool) -> Req {
         match self {
             Kind::Container => Req::get(format!("/containers/{name}/json")).flag("size", size),
             Kind::Image => Req::get(format!("/images/{name}/json")),
+            Kind::Network => Req::get(format!("/networks/{name}")),
         }
     }
 }
@@ -129,6 +131,7 @@ pub async fn run(ctx: &Ctx, args: InspectArgs) -> anyhow::Result<()> {
     let what = match args.kind {
         Some(Kind::Container) => "container",
         Some(Kind::Image) => "image",
+        Some(Kind::Network) => "network",
         None => "object",
     };
     inspect_as(ctx, &kinds, &args.names, args.format.as_deref(), what, args.size).await

@@ -1,6 +1,6 @@
 //! berth: the command line client of berthd, with docker's syntax.
 //!
-//! Each command group is a module (container, image, system, auth, inspect) whose
+//! Each command group is a module (container, image, network, system, auth, inspect) whose
 //! commands only parse, call the Engine API through [`client::Client`], and render.
 //! Container commands are split further: run/create (run, opts), exec, attach/start
 //! (attach), ps, stats, events; hijack and tty hold the streaming and terminal parts.
@@ -15,6 +15,7 @@ mod format;
 mod hijack;
 mod image;
 mod inspect;
+mod network;
 mod opts;
 mod progress;
 mod ps;
@@ -127,6 +128,11 @@ enum Command {
     /// Search registries for images
     Search(image::SearchArgs),
 
+    // Networks
+    /// Manage networks
+    #[command(subcommand, arg_required_else_help = true)]
+    Network(network::NetworkCommand),
+
     // Registries
     /// Log in to a registry
     Login(auth::LoginArgs),
@@ -202,6 +208,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Load(a) => image::load(ctx, a).await,
         Command::Import(a) => image::import(ctx, a).await,
         Command::Search(a) => image::search(ctx, a).await,
+        Command::Network(c) => network::run(ctx, c).await,
         Command::Login(a) => auth::login(ctx, a).await,
         Command::Logout(a) => auth::logout(ctx, a).await,
         Command::Inspect(a) => inspect::run(ctx, a).await,
@@ -307,6 +314,7 @@ mod tests {
             &["berth", "logs", "-f", "--tail", "5", "c"],
             &["berth", "stop", "-t", "0", "a", "b"],
             &["berth", "system", "events", "--since", "10m"],
+            &["berth", "network", "ls", "-q", "--filter", "driver=bridge"],
         ] {
             Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
         }

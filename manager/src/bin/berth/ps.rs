@@ -1,6 +1,6 @@
 //! `ps` / `container ls`: the list and docker's container formatter fields.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use anyhow::anyhow;
 use bollard_stubs::models::{ContainerSummary, PortSummary};
@@ -320,20 +320,7 @@ pub async fn ps(ctx: &Ctx, args: PsArgs) -> anyhow::Result<()> {
     let list: Vec<ContainerSummary> = ctx.client.json(req).await?;
     let mut header = ps_header();
     let mut rows: Vec<Val> = list.iter().map(|c| row(c, !args.no_trunc)).collect();
-    if !label_names.is_empty() {
-        // what `.Label "NAME"` was rewritten to read
-        if let Val::Obj(fields) = &mut header {
-            let titles = label_names.iter().map(|n| (n.clone(), Val::from(label_header(n)))).collect();
-            fields.push((LABELS_KEY.to_string(), Val::Obj(titles)));
-        }
-        for (r, c) in rows.iter_mut().zip(&list) {
-            if let Val::Obj(fields) = r {
-                let labels = c.labels.clone().unwrap_or_default();
-                let map = labels.into_iter().map(|(k, v)| (k, Val::from(v))).collect();
-                fields.push((LABELS_KEY.to_string(), Val::Obj(map)));
-            }
-        }
-    }
+    add_label_fields(&mut header, &mut rows, &label_names, list.iter().map(|c| c.labels.as_ref()));
     print!("{}", format.render(&header, &rows)?);
     Ok(())
 }
@@ -343,7 +330,7 @@ const LABELS_KEY: &str = "__labels";
 
 /// docker's `{{.Label "NAME"}}` is a method call; the template engine has no methods, so
 /// the call becomes `(index .__labels "NAME")`. Returns the new template and the names.
-fn rewrite_label_calls(tmpl: &str) -> (String, Vec<String>) {
+pub fn rewrite_label_calls(tmpl: &str) -> (String, Vec<String>) {
     let mut out = String::with_capacity(tmpl.len());
     let mut names = Vec::new();
     let mut rest = tmpl;
@@ -369,6 +356,29 @@ fn rewrite_label_calls(tmpl: &str) -> (String, Vec<String>) {
     }
     out.push_str(rest);
     (out, names)
+}
+
+/// Gives rows and header what `.Label "NAME"` calls were rewritten to read: each row's
+/// labels, and the column titles.
+pub fn add_label_fields<'a>(
+    header: &mut Val,
+    rows: &mut [Val],
+    names: &[String],
+    labels: impl IntoIterator<Item = Option<&'a HashMap<String, String>>>,
+) {
+    if names.is_empty() {
+        return;
+    }
+    if let Val::Obj(fields) = header {
+        let titles = names.iter().map(|n| (n.clone(), Val::from(label_header(n)))).collect();
+        fields.push((LABELS_KEY.to_string(), Val::Obj(titles)));
+    }
+    for (r, labels) in rows.iter_mut().zip(labels) {
+        if let Val::Obj(fields) = r {
+            let map = labels.into_iter().flatten().map(|(k, v)| (k.clone(), Val::from(v.clone()))).collect();
+            fields.push((LABELS_KEY.to_string(), Val::Obj(map)));
+        }
+    }
 }
 
 /// The column title docker gives a label: its last dotted part, `-`/`_` as spaces.

@@ -116,6 +116,21 @@ pub fn go_time_string(unix: i64) -> String {
     }
 }
 
+/// Go's `time.Time.String()` of an RFC 3339 timestamp as the API sends it (nanoseconds
+/// kept, trailing zeros dropped): `2024-01-02 15:04:05.5 +0000 UTC`; Go's zero time when
+/// absent or unparsable.
+pub fn go_time_string_rfc3339(value: Option<&str>) -> String {
+    let Some(t) = value.and_then(|v| chrono::DateTime::parse_from_rfc3339(v).ok()) else {
+        return "0001-01-01 00:00:00 +0000 UTC".to_string();
+    };
+    let nanos = format!("{:09}", t.timestamp_subsec_nanos());
+    let nanos = nanos.trim_end_matches('0');
+    let frac = if nanos.is_empty() { String::new() } else { format!(".{nanos}") };
+    // an offset Go has no zone name for prints as the offset again
+    let zone = if t.offset().local_minus_utc() == 0 { "UTC".to_string() } else { t.format("%z").to_string() };
+    format!("{}{frac} {} {zone}", t.format("%Y-%m-%d %H:%M:%S"), t.format("%z"))
+}
+
 /// RFC 3339 in local time, `Z` for UTC (Go's `time.RFC3339`).
 pub fn rfc3339(unix: i64) -> String {
     use chrono::TimeZone;
