@@ -634,7 +634,7 @@ impl NetworkService {
         Arc::new(move |client: Ipv4Addr, q: &str| {
             let svc = me.upgrade()?;
             let nets = svc.list_all().ok()?;
-            let mine: Vec<&NetworkRecord> = nets.iter().filter(|n| n.user_defined() && n.endpoints.values().any(|e| e.ip == client)).collect();
+            let mine = networks_of_client(&nets, client);
             let mut out = vec![];
             for n in mine {
                 let q = q.strip_suffix(&format!(".{}", n.name.to_ascii_lowercase())).unwrap_or(q);
@@ -653,8 +653,8 @@ impl NetworkService {
         Arc::new(move |client: Ipv4Addr, ip: Ipv4Addr| {
             let svc = me.upgrade()?;
             let nets = svc.list_all().ok()?;
-            nets.iter()
-                .filter(|n| n.user_defined() && n.endpoints.values().any(|e| e.ip == client))
+            networks_of_client(&nets, client)
+                .into_iter()
                 .find_map(|n| n.endpoints.values().find(|e| e.ip == ip).map(|e| format!("{}.{}", e.name, n.name)))
         })
     }
@@ -699,6 +699,13 @@ impl NetworkService {
             ..Default::default()
         }
     }
+}
+
+/// The user-defined networks of the container that asks from `client` (it may ask on any
+/// of its networks' gateways, and sees the names of all of them, as with Docker).
+fn networks_of_client(nets: &[NetworkRecord], client: Ipv4Addr) -> Vec<&NetworkRecord> {
+    let asker: Vec<&String> = nets.iter().filter(|n| n.user_defined()).flat_map(|n| n.endpoints.iter().filter(|(_, e)| e.ip == client).map(|(c, _)| c)).collect();
+    nets.iter().filter(|n| n.user_defined() && n.endpoints.keys().any(|c| asker.contains(&c))).collect()
 }
 
 /// The host end of a container's `index`th veth: unique per container, at most 15 bytes.

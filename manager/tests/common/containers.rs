@@ -359,6 +359,10 @@ impl Docker {
         for cg in cgroup_dirs(id) {
             v.push(format!("cgroup {} exists", cg.display()));
         }
+        // berthd's veths: `vb` + 10 ID characters + the interface number.
+        for l in super::links_with_prefix(&format!("vb{}", &id[..10])) {
+            v.push(format!("veth {l} exists"));
+        }
         v
     }
 

@@ -180,6 +180,7 @@ pub const BUSYBOX_APPLETS: &[&str] = &[
     "sh", "echo", "cat", "sleep", "id", "hostname", "ps", "grep", "ls", "top", "env", "unshare",
     "stty", "tty", "true", "false", "wc", "head", "tail", "pwd", "touch", "kill", "mkdir", "rm",
     "seq", "test", "[", "printf", "readlink", "stat", "mount", "whoami", "date", "tr",
+    "httpd", "wget", "nslookup", "ip", "timeout", "nc",
 ];
 
 /// A one-layer busybox image as `<layout>:<tag>` (a new OCI layout), made with umoci from

@@ -225,21 +225,36 @@ pub struct Sandbox {
     pub token: Option<token::TokenServer>,
     /// How many times berthd was started in this sandbox.
     starts: u32,
+    /// berthd's default bridge here; the sandbox's user networks are named after it too, so
+    /// clean-up finds every bridge, veth and nft table the sandbox made.
+    pub bridge: String,
+    /// Eight /24s of 10.0.0.0/8 no other sandbox of this run uses: `10.A.B` to `10.A.B+7`.
+    net: (u32, u32),
 }
 
 impl Sandbox {
     pub fn new(name: &str) -> Sandbox {
         // Short: the daemon's socket path must stay under 108 bytes.
         let short: String = name.chars().filter(|c| c.is_ascii_alphanumeric()).take(10).collect();
-        let root = PathBuf::from(format!(
-            "/tmp/bit-{short}-{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::SeqCst)
-        ));
+        let (pid, seq) = (std::process::id(), SEQ.fetch_add(1, Ordering::SeqCst));
+        let root = PathBuf::from(format!("/tmp/bit-{short}-{pid}-{seq}"));
         let _ = fs::remove_dir_all(&root);
         fs::create_dir_all(&root).expect("create sandbox dir");
         fs::create_dir_all(root.join("cli")).unwrap();
-        Sandbox { name: name.to_string(), root, registry: None, daemon: None, token: None, starts: 0 }
+        let bridge = format!("bt{}x{seq}", pid % 100_000);
+        // Sandboxes of one test binary differ in B; test binaries (pids) in A.
+        let net = (100 + pid % 100, (seq * 8) % 248);
+        Sandbox { name: name.to_string(), root, registry: None, daemon: None, token: None, starts: 0, bridge, net }
+    }
+
+    /// The sandbox's `k`th /24 (0 is berthd's default bridge), e.g. `10.142.8.0/24`.
+    pub fn subnet(&self, k: u32) -> String {
+        format!("10.{}.{}.0/24", self.net.0, self.net.1 + k)
+    }
+
+    /// Address `host` of the sandbox's `k`th /24.
+    pub fn addr(&self, k: u32, host: u32) -> String {
+        format!("10.{}.{}.{host}", self.net.0, self.net.1 + k)
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -366,6 +381,8 @@ impl Sandbox {
         c.arg("-H").arg(format!("unix://{}", sock.display()));
         c.arg("--pidfile").arg(self.path("berthd.pid"));
         c.args(["--log-level", "debug"]);
+        c.arg("--bridge").arg(&self.bridge);
+        c.arg("--bip").arg(format!("{}/24", self.addr(0, 1)));
         if self.registry.is_some() {
             c.args(["--insecure-registry", &self.reg()]);
         }
@@ -401,6 +418,12 @@ impl Sandbox {
 
     pub fn daemon(&self) -> &Daemon {
         self.daemon.as_ref().expect("berthd not started")
+    }
+
+    /// Stops berthd gracefully (SIGTERM), as an operator would.
+    pub fn stop_berthd(&mut self) {
+        let mut d = self.daemon.take().expect("berthd not started");
+        stop_child(&mut d.child, Duration::from_secs(15));
     }
 
     /// SIGKILLs berthd, giving it no chance to clean up, and reaps it. Its data and exec
@@ -545,6 +568,7 @@ impl Drop for Sandbox {
         }
         kill_procs_under(&self.root);
         unmount_under(&self.root);
+        remove_links(&self.bridge);
         if failed && std::env::var_os("BERTH_TEST_KEEP").is_some() {
             eprintln!("BERTH_TEST_KEEP: left {}", self.root.display());
             return;
@@ -561,6 +585,20 @@ impl Drop for Sandbox {
             }
         }
     }
+}
+
+/// Links named `prefix*` (a sandbox's bridges and whatever is left on them) and the
+/// sandbox berthd's nft table: berthd removes them on a graceful stop with nothing
+/// running; this is for the other endings.
+pub fn remove_links(prefix: &str) {
+    for l in links_with_prefix(prefix) {
+        let _ = cmd("ip", &["link", "del", &l]).output();
+    }
+    let _ = cmd("nft", &["delete", "table", "ip", &format!("berth_{prefix}")]).output();
+}
+
+pub fn links_with_prefix(prefix: &str) -> Vec<String> {
+    fs::read_dir("/sys/class/net").into_iter().flatten().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with(prefix)).collect()
 }
 
 /// SIGTERM, wait up to `grace`, then SIGKILL.
