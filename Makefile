@@ -27,6 +27,7 @@ bench: deps build
 	bash bench/shim.sh
 	bash bench/pull.sh
 	bash bench/run.sh
+	bash bench/net.sh
 
 demo: deps build
 	bash scripts/demo.sh
