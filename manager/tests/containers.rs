@@ -105,6 +105,12 @@ fn run_exit_codes_and_output() {
     let out = d.run(&["run", &img, "false"]);
     c.eq(code(&out), 1, || format!("`docker run IMG false`: {out}"));
 
+    // --init: Docker's init (tini) is pid 1, the command its child, its exit code passed on.
+    let out = d.run(&["run", "--rm", "--init", &img, "sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; echo; echo $$; exit 5"]);
+    c.eq(code(&out), 5, || format!("--init exit code: {out}"));
+    c.ok(out.stdout.starts_with("/sbin/docker-init -- sh -c"), || format!("--init: pid 1 should be /sbin/docker-init: {out}"));
+    c.ok(out.stdout.lines().nth(1).is_some_and(|l| l.trim() != "1"), || format!("--init: the command should not be pid 1: {out}"));
+
     // docker maps a start error containing "executable file not found" or "no such file or
     // directory" to 127, and one containing "permission denied" to 126 (toStatusError)
     // docker maps the start error's words to 126/127; berth-runtime words its errors as runc does

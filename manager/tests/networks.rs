@@ -118,6 +118,7 @@ fn default_bridge_published_ports() {
     let prefix = sb.addr(0, 1).trim_end_matches('1').to_string();
     assert!(ip.starts_with(&prefix) && ip != sb.addr(0, 1), "web's address {ip} is not a host of the bridge's subnet {}", sb.subnet(0));
     assert_eq!(d.inspect("web", "{{.NetworkSettings.Networks.bridge.Gateway}}"), sb.addr(0, 1));
+    assert_eq!(d.inspect("web", "{{.NetworkSettings.IPAddress}}"), ip, "Docker's legacy top-level field");
     // The random loopback binding, as `docker port` and inspect show it.
     let ports = d.ok(&["port", "web", "80/tcp"]);
     let lo_port = ports.lines().find_map(|l| l.strip_prefix("127.0.0.1:")).unwrap_or_else(|| panic!("no 127.0.0.1 binding in {ports:?}")).trim().to_string();

@@ -42,7 +42,30 @@ pub async fn list(State(d): D, RawQuery(q): RawQuery) -> ApiResult {
 }
 
 pub async fn inspect(State(d): D, Path(id): Path<String>) -> ApiResult {
-    Ok(json(&d.containers.inspect(&id)?))
+    let mut v = serde_json::to_value(d.containers.inspect(&id)?).map_err(|e| Error::internal(e.to_string()))?;
+    legacy_network_fields(&mut v);
+    Ok(json(&v))
+}
+
+/// Docker still fills the deprecated top-level `NetworkSettings.IPAddress` & co. from the
+/// default bridge's endpoint (scripts use `{{.NetworkSettings.IPAddress}}`); the generated
+/// types no longer have them.
+fn legacy_network_fields(v: &mut serde_json::Value) {
+    let Some(ns) = v.get_mut("NetworkSettings").and_then(|n| n.as_object_mut()) else { return };
+    let bridge = ns.get("Networks").and_then(|n| n.get("bridge")).cloned().unwrap_or_default();
+    let s = |k: &str| bridge.get(k).cloned().unwrap_or_else(|| serde_json::json!(""));
+    for k in ["EndpointID", "Gateway", "GlobalIPv6Address", "IPAddress", "IPv6Gateway", "MacAddress"] {
+        ns.insert(k.into(), s(k));
+    }
+    for k in ["GlobalIPv6PrefixLen", "IPPrefixLen"] {
+        ns.insert(k.into(), bridge.get(k).cloned().unwrap_or_else(|| serde_json::json!(0)));
+    }
+    ns.insert("Bridge".into(), serde_json::json!(""));
+    ns.insert("HairpinMode".into(), serde_json::json!(false));
+    ns.insert("LinkLocalIPv6Address".into(), serde_json::json!(""));
+    ns.insert("LinkLocalIPv6PrefixLen".into(), serde_json::json!(0));
+    ns.insert("SecondaryIPAddresses".into(), serde_json::Value::Null);
+    ns.insert("SecondaryIPv6Addresses".into(), serde_json::Value::Null);
 }
 
 pub async fn start(State(d): D, Path(id): Path<String>) -> ApiResult {

@@ -155,7 +155,7 @@ impl ContainerService {
             }
         }
         if hc.init.unwrap_or(false) {
-            return Err(Error::new(Kind::NotImplemented, "--init is not supported by berth yet"));
+            spec::find_init()?;
         }
         spec::capabilities(&ContainerRecord::placeholder(&hc))?;
 
@@ -402,7 +402,8 @@ impl ContainerService {
             self.update(id, |r| r.net = Some(st))?;
         }
         let mounts = self.volume_mounts(rec)?;
-        let paths = spec::Paths { rootfs: rootfs.clone(), hostname: data.join("hostname"), hosts: data.join("hosts"), resolv_conf: data.join("resolv.conf"), netns, mounts };
+        let init = if hc.init.unwrap_or(false) { Some(spec::find_init()?) } else { None };
+        let paths = spec::Paths { rootfs: rootfs.clone(), hostname: data.join("hostname"), hosts: data.join("hosts"), resolv_conf: data.join("resolv.conf"), netns, mounts, init };
         let spec = spec::build(rec, &paths, &user)?;
         let json = serde_json::to_vec_pretty(&spec).map_err(|e| Error::internal(e.to_string()))?;
         std::fs::write(run.join("config.json"), json)?;

@@ -22,6 +22,26 @@ pub struct Paths {
     pub netns: Option<PathBuf>,
     /// Extra mounts (volumes, binds) already resolved to host paths.
     pub mounts: Vec<Mount>,
+    /// `--init`: the host's static init (tini), run as the container's pid 1.
+    pub init: Option<PathBuf>,
+}
+
+/// Where Docker's `--init` binary is mounted in the container.
+pub const INIT_PATH: &str = "/sbin/docker-init";
+
+/// The static init for `--init`: docker-init (Docker's name for tini) or tini-static on PATH.
+/// It must be static: it runs on the image's libc, if any.
+pub fn find_init() -> Result<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    for name in ["docker-init", "tini-static"] {
+        for dir in std::env::split_paths(&path) {
+            let p = dir.join(name);
+            if p.is_file() {
+                return Ok(std::fs::canonicalize(&p).unwrap_or(p));
+            }
+        }
+    }
+    Err(Error::invalid("--init needs a static init binary (docker-init or tini-static) on berthd's PATH: apt-get install tini"))
 }
 
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -180,6 +200,9 @@ pub fn build(rec: &ContainerRecord, p: &Paths, user: &User) -> Result<Spec> {
     }
     let mut args = vec![rec.path.clone()];
     args.extend(rec.args.iter().cloned());
+    if p.init.is_some() {
+        args.splice(0..0, [INIT_PATH.to_string(), "--".to_string()]);
+    }
     let mut process = ProcessBuilder::default()
         .terminal(rec.tty())
         .args(args)
@@ -216,6 +239,9 @@ pub fn build(rec: &ContainerRecord, p: &Paths, user: &User) -> Result<Spec> {
     for m in &p.mounts {
         mounts.retain(|x| x.destination() != m.destination());
         mounts.push(m.clone());
+    }
+    if let Some(init) = &p.init {
+        mounts.push(bind(init, INIT_PATH, true));
     }
 
     let mut namespaces = vec![];
