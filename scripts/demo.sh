@@ -12,6 +12,7 @@ cleanup() {
   [[ -n "${CTRD_PID:-}" ]] && kill "$CTRD_PID" 2>/dev/null && wait "$CTRD_PID" 2>/dev/null || true
   if [[ -n "${BERTHD_PID:-}" ]]; then
     "$(dirname "$RT")/berth" rm -f demo-web >/dev/null 2>&1 || true
+    "$(dirname "$RT")/berth" network rm demo-net >/dev/null 2>&1 || true
     kill "$BERTHD_PID" 2>/dev/null && wait "$BERTHD_PID" 2>/dev/null || true
     for c in /sys/fs/cgroup/*/berth; do rmdir "$c" 2>/dev/null || true; done
   fi
@@ -26,7 +27,7 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 say "a bundle: busybox-static rootfs + 'berth-runtime spec'"
 mkdir -p "$work/bundle/rootfs/bin"
 cp /bin/busybox "$work/bundle/rootfs/bin/busybox"
-for c in sh echo sleep ps hostname id cat true; do ln -s busybox "$work/bundle/rootfs/bin/$c"; done
+for c in sh echo sleep ps hostname id cat true wget; do ln -s busybox "$work/bundle/rootfs/bin/$c"; done
 (cd "$work/bundle" && "$RT" spec)
 python3 - "$work/bundle/config.json" <<'PY'
 import json, sys
@@ -125,15 +126,21 @@ YML
   berth load -i "$work/demo-save.tar"
   berth history "127.0.0.1:$port/copy:v1"
 
-  say "containers through berthd: a web server with a named volume (host network: bridges come later)"
+  say "containers through berthd: a web server on a user network, a named volume, a published port"
   web_port=$((20000 + RANDOM % 20000))
-  berth run -d --name demo-web --network host -v demo-www:/www "127.0.0.1:$port/copy:v1" \
-    /bin/busybox httpd -f -v -p "127.0.0.1:$web_port" -h /www
+  berth network create --subnet 10.199.$((RANDOM % 200)).0/24 -o com.docker.network.bridge.name=berth-demo demo-net
+  berth run -d --name demo-web --network demo-net --network-alias www -p "$web_port:80" -v demo-www:/www \
+    "127.0.0.1:$port/copy:v1" /bin/busybox httpd -f -v -p 80 -h /www
   berth exec demo-web sh -c 'echo "hello from a berth container, $(hostname)" > /www/index.html'
   berth ps
+  echo "the published port, from the host:"
   for _ in $(seq 50); do curl -sf "http://127.0.0.1:$web_port/" && break; sleep 0.1; done
+  echo "another container on demo-net, by name and by alias (berthd's DNS):"
+  berth run --rm --network demo-net "127.0.0.1:$port/copy:v1" sh -c 'wget -qO- http://demo-web/; wget -qO- http://www/'
+  berth inspect -f '{{range $n, $e := .NetworkSettings.Networks}}{{$n}}: {{$e.IPAddress}}/{{$e.IPPrefixLen}} via {{$e.Gateway}}{{end}}' demo-web
   berth logs demo-web | tail -3
   berth stop demo-web >/dev/null && berth rm demo-web >/dev/null
+  berth network rm demo-net >/dev/null
   set +e; berth run --rm "127.0.0.1:$port/copy:v1" sh -c 'echo "exit code comes through"; exit 5'; rc=$?; set -e
   echo "berth run exit code: $rc"
 fi
