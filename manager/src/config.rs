@@ -22,6 +22,8 @@ pub struct Config {
     pub bip: Option<String>,
     /// MTU of the default bridge's endpoints (`--mtu`); 0 keeps the kernel's.
     pub mtu: u32,
+    /// `--firewall-backend`: nftables or iptables; empty picks nftables where `nft` exists.
+    pub firewall_backend: String,
 }
 
 /// The file's keys are the flags' names (`data-root = "/srv/berth"`).
@@ -38,6 +40,7 @@ pub struct FileConfig {
     pub bridge: Option<String>,
     pub bip: Option<String>,
     pub mtu: Option<u32>,
+    pub firewall_backend: Option<String>,
 }
 
 impl FileConfig {

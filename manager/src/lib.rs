@@ -44,7 +44,7 @@ impl Daemon {
             }
         };
         let events = Arc::new(events::Events::default());
-        let networks = network::NetworkService::new(store.clone(), network::Options { bridge: config.bridge.clone(), bip: config.bip.clone(), mtu: config.mtu })?;
+        let networks = network::NetworkService::new(store.clone(), network::Options { bridge: config.bridge.clone(), bip: config.bip.clone(), mtu: config.mtu, firewall_backend: config.firewall_backend.clone() })?;
         let containers = container::ContainerService::new(store.clone(), images.clone(), networks.clone(), events.clone(), &config.data_root, &config.exec_root)?;
         let wc = Arc::downgrade(&containers);
         networks.set_in_use(Box::new(move |net: &str| wc.upgrade().is_some_and(|c| c.network_in_use(net))));

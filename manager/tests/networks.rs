@@ -175,7 +175,9 @@ fn user_networks_dns_isolation_connect() {
     let (na, nb) = (format!("{}a", sb.bridge), format!("{}b", sb.bridge));
     let (sa, sb_) = (sb.subnet(1), sb.subnet(2));
     d.ok(&["network", "create", "--subnet", &sa, "-o", &format!("com.docker.network.bridge.name={na}"), "--label", "t=1", "neta"]);
-    d.ok(&["network", "create", "--subnet", &sb_, "-o", &format!("com.docker.network.bridge.name={nb}"), "netb"]);
+    d.ok(&["network", "create", "--subnet", &sb_, "-o", &format!("com.docker.network.bridge.name={nb}"), "-o", "com.docker.network.driver.mtu=1400", "netb"]);
+    let ni = format!("{}i", sb.bridge);
+    d.ok(&["network", "create", "--internal", "--subnet", &sb.subnet(3), "-o", &format!("com.docker.network.bridge.name={ni}"), "neti"]);
     // Bad requests: a clear error and nothing made.
     let o = d.run(&["network", "create", "--subnet", &sa, "-o", &format!("com.docker.network.bridge.name={}x", sb.bridge), "clash"]);
     assert!(!o.ok() && o.stderr.contains("overlaps"), "{o}");
@@ -185,7 +187,13 @@ fn user_networks_dns_isolation_connect() {
     assert!(!o.ok() && o.stderr.contains("already exists"), "{o}");
     assert!(links_with_prefix(&format!("{}x", sb.bridge)).is_empty());
     let ls = d.ok(&["network", "ls", "--format", "{{.Name}}"]);
-    assert_eq!(ls.split_whitespace().collect::<Vec<_>>(), ["bridge", "host", "neta", "netb", "none"]);
+    assert_eq!(ls.split_whitespace().collect::<Vec<_>>(), ["bridge", "host", "neta", "netb", "neti", "none"]);
+    // An option's MTU reaches the container; an internal network has no way out.
+    let out = d.ok(&["run", "--rm", "--network", "netb", &img, "ip", "link", "show", "eth0"]);
+    assert!(out.contains("mtu 1400"), "{out}");
+    let out = d.run(&["run", "--rm", "--network", "neti", &img, "sh", "-c", &format!("ip route; timeout 3 wget -qO- http://{}/ && echo REACHED", sb.addr(0, 1))]);
+    assert!(out.stdout.contains(&sb.subnet(3)) && !out.stdout.contains("default") && !out.stdout.contains("REACHED"), "internal network: {out}");
+    d.ok(&["network", "rm", "neti"]);
 
     d.ok(&["run", "-d", "--name", "srv", "--network", "neta", "--network-alias", "websvc", &img, "sh", "-c", &httpd("hello-user")]);
     let srv_ip = d.inspect("srv", "{{.NetworkSettings.Networks.neta.IPAddress}}");
@@ -269,4 +277,53 @@ fn rules_and_addresses_survive_kill9() {
     d.ok(&["stop", "-t", "1", "web"]);
     assert!(!nft_table(&sb).contains(&format!("dport {port}")));
     stop_and_check_clean(sb, d);
+}
+
+/// The iptables backend (for hosts without nft): published ports from another host and from
+/// 127.0.0.1, isolation between networks, and no chain left once berthd stops.
+#[test]
+fn iptables_backend() {
+    if !common::need_tools("iptables_backend", &["iptables", "iptables-restore"]) {
+        return;
+    }
+    let docker = docker_bin();
+    if !common::need_tools("iptables_backend", &["umoci", "skopeo", "docker-registry", "/bin/busybox", "ip", &docker]) {
+        return;
+    }
+    let mut sb = Sandbox::new("netipt");
+    sb.berthd_args = vec!["--firewall-backend".into(), "iptables".into()];
+    sb.start_registry(None);
+    sb.start_berthd();
+    let d = Docker::new(&sb);
+    let img = d.busybox(&sb);
+    let client = ClientHost::new(&sb);
+    let port = free_port();
+    d.ok(&["run", "-d", "--name", "web", "-p", &format!("{port}:80"), &img, "sh", "-c", &httpd("via-iptables")]);
+    let ip = d.inspect("web", "{{.NetworkSettings.Networks.bridge.IPAddress}}");
+    let chains = || {
+        let o = run_timeout(&mut cmd("iptables", &["-w", "-t", "nat", "-S"]), Duration::from_secs(10)).stdout;
+        o.lines().filter(|l| l.contains(&format!("BERTH_{}", sb.bridge.to_ascii_uppercase()))).map(str::to_string).collect::<Vec<_>>()
+    };
+    assert!(chains().iter().any(|l| l.contains(&format!("--dport {port}"))), "no DNAT rule: {:?}", chains());
+    assert!(nft_table(&sb).is_empty(), "the iptables backend made an nft table");
+    let got = poll(Duration::from_secs(10), || client.get(&format!("http://{}:{port}/", client.host_ip)).stdout.contains("via-iptables").then_some(()));
+    assert!(got.is_some(), "not reachable from another host");
+    assert!(host_get(&format!("http://127.0.0.1:{port}/")).stdout.contains("via-iptables"));
+    // A user network cannot reach the default bridge's container.
+    let na = format!("{}a", sb.bridge);
+    d.ok(&["network", "create", "--subnet", &sb.subnet(1), "-o", &format!("com.docker.network.bridge.name={na}"), "neta"]);
+    let o = d.run(&["run", "--rm", "--network", "neta", &img, "sh", "-c", &format!("timeout 3 wget -qO- http://{ip}/ && echo REACHED")]);
+    assert!(!o.stdout.contains("REACHED"), "isolation: {o}");
+    d.ok(&["rm", "-f", "web"]);
+    assert!(!chains().iter().any(|l| l.contains(&format!("--dport {port}"))), "rule left: {:?}", chains());
+    d.ok(&["network", "rm", "neta"]);
+    drop(client);
+    let bridge = sb.bridge.clone();
+    stop_and_check_clean(sb, d);
+    let left: Vec<String> = ["nat", "filter"]
+        .iter()
+        .flat_map(|t| run_timeout(&mut cmd("iptables", &["-w", "-t", t, "-S"]), Duration::from_secs(10)).stdout.lines().map(str::to_string).collect::<Vec<_>>())
+        .filter(|l| l.contains(&format!("BERTH_{}", bridge.to_ascii_uppercase())))
+        .collect();
+    assert!(left.is_empty(), "iptables rules left after berthd stopped: {left:?}");
 }

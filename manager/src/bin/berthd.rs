@@ -43,6 +43,9 @@ struct Args {
     /// MTU of the default bridge's container interfaces.
     #[arg(long)]
     mtu: Option<u32>,
+    /// nftables or iptables (default: nftables where nft is installed).
+    #[arg(long)]
+    firewall_backend: Option<String>,
 }
 
 fn settings(a: Args) -> berth_manager::errors::Result<Config> {
@@ -59,7 +62,8 @@ fn settings(a: Args) -> berth_manager::errors::Result<Config> {
     let bridge = a.bridge.or(f.bridge).unwrap_or_else(|| "berth0".into());
     let bip = a.bip.or(f.bip);
     let mtu = a.mtu.or(f.mtu).unwrap_or(0);
-    Ok(Config { data_root, exec_root, hosts, insecure_registries: insecure, pidfile, log_level, debug, bridge, bip, mtu })
+    let firewall_backend = a.firewall_backend.or(f.firewall_backend).unwrap_or_default();
+    Ok(Config { data_root, exec_root, hosts, insecure_registries: insecure, pidfile, log_level, debug, bridge, bip, mtu, firewall_backend })
 }
 
 fn main() -> ExitCode {

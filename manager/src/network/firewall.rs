@@ -1,6 +1,8 @@
 //! NAT, published ports and isolation as one nftables table per daemon (`ip berth`), rewritten whole
 //! and atomically (one `nft -f` transaction) from berthd's state whenever it changes, so a
 //! crash or restart can never leave half a rule set: the next apply replaces it all.
+//! Where `nft` is missing, the same rules go into iptables chains of berth's own (one
+//! `iptables-restore --noflush` per table), jumped to from the built-in chains.
 
 use super::ipam::Cidr;
 use crate::errors::{Error, Result};
@@ -81,13 +83,143 @@ fn nft(input: &str) -> Result<()> {
     Ok(())
 }
 
-pub fn apply(table: &str, nets: &[NetRule], ports: &[PortRule]) -> Result<()> {
-    nft(&script(table, nets, ports))
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Nftables,
+    Iptables,
 }
 
-/// Remove berth's table (berthd stops with nothing running).
-pub fn clear(table: &str) -> Result<()> {
-    nft(&format!("table ip {table}\ndelete table ip {table}\n"))
+impl Backend {
+    /// `--firewall-backend` (dockerd's flag): `nftables`, `iptables`, or empty to pick
+    /// nftables when `nft` is installed, iptables otherwise.
+    pub fn choose(name: &str) -> Result<Backend> {
+        match name {
+            "nftables" => Ok(Backend::Nftables),
+            "iptables" => Ok(Backend::Iptables),
+            "" if on_path("nft") || !on_path("iptables-restore") => Ok(Backend::Nftables),
+            "" => Ok(Backend::Iptables),
+            other => Err(Error::invalid(format!("invalid firewall backend {other:?}: nftables or iptables"))),
+        }
+    }
+}
+
+fn on_path(bin: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()))
+}
+
+pub fn apply(backend: Backend, table: &str, nets: &[NetRule], ports: &[PortRule]) -> Result<()> {
+    match backend {
+        Backend::Nftables => nft(&script(table, nets, ports)),
+        Backend::Iptables => iptables_apply(table, nets, ports),
+    }
+}
+
+/// Remove berth's rules (berthd stops with nothing running).
+pub fn clear(backend: Backend, table: &str) -> Result<()> {
+    match backend {
+        Backend::Nftables => nft(&format!("table ip {table}\ndelete table ip {table}\n")),
+        Backend::Iptables => iptables_clear(table),
+    }
+}
+
+/// berth's chains and the built-in chains that jump to them: (table, built-in, match, chain suffix).
+const JUMPS: &[(&str, &str, &str, &str)] = &[
+    ("nat", "PREROUTING", "-m addrtype --dst-type LOCAL", "PUB"),
+    ("nat", "OUTPUT", "-m addrtype --dst-type LOCAL", "PUB"),
+    ("nat", "POSTROUTING", "", "POST"),
+    ("filter", "FORWARD", "", "FWD"),
+];
+
+fn chain(table: &str, suffix: &str) -> String {
+    format!("{}-{suffix}", table.to_ascii_uppercase())
+}
+
+/// The two `iptables-restore` inputs (nat, filter): the same rules as [`script`], except that
+/// iptables needs explicit accepts where another FORWARD rule or policy may drop.
+pub fn iptables_rules(table: &str, nets: &[NetRule], ports: &[PortRule]) -> (String, String) {
+    let (publ, post, fwd) = (chain(table, "PUB"), chain(table, "POST"), chain(table, "FWD"));
+    let mut nat = format!("*nat\n:{publ} - [0:0]\n:{post} - [0:0]\n");
+    for p in ports {
+        let daddr = p.host_ip.filter(|i| !i.is_unspecified()).map(|i| format!("-d {i}/32 ")).unwrap_or_default();
+        let _ = writeln!(nat, "-A {publ} {daddr}-p {0} -m {0} --dport {1} -j DNAT --to-destination {2}:{3}", p.proto, p.host_port, p.ip, p.port);
+    }
+    for n in nets {
+        let (br, sub) = (&n.bridge, n.subnet.canonical());
+        if !n.internal {
+            let _ = writeln!(nat, "-A {post} -s {sub} ! -o {br} -j MASQUERADE");
+        }
+        let _ = writeln!(nat, "-A {post} -s 127.0.0.0/8 -o {br} -j MASQUERADE");
+        let _ = writeln!(nat, "-A {post} -s {sub} -o {br} -m conntrack --ctstate DNAT -j MASQUERADE");
+    }
+    nat.push_str("COMMIT\n");
+    let mut filter = format!("*filter\n:{fwd} - [0:0]\n-A {fwd} -m conntrack --ctstate DNAT -j ACCEPT\n");
+    for n in nets {
+        let br = &n.bridge;
+        if n.internal {
+            let _ = writeln!(filter, "-A {fwd} -i {br} ! -o {br} -j DROP");
+            let _ = writeln!(filter, "-A {fwd} -o {br} ! -i {br} -j DROP");
+        }
+        for o in nets.iter().filter(|o| o.bridge != n.bridge) {
+            let _ = writeln!(filter, "-A {fwd} -i {br} -o {} -j DROP", o.bridge);
+        }
+    }
+    for n in nets {
+        let br = &n.bridge;
+        let _ = writeln!(filter, "-A {fwd} -i {br} -j ACCEPT");
+        let _ = writeln!(filter, "-A {fwd} -o {br} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT");
+    }
+    filter.push_str("COMMIT\n");
+    (nat, filter)
+}
+
+fn run(bin: &str, args: &[&str], input: Option<&str>) -> Result<bool> {
+    let mut child = std::process::Command::new(bin)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::internal(format!("running {bin}: {e}")))?;
+    child.stdin.take().unwrap().write_all(input.unwrap_or("").as_bytes())?;
+    let out = child.wait_with_output()?;
+    if !out.status.success() && input.is_some() {
+        return Err(Error::internal(format!("{bin}: {}", String::from_utf8_lossy(&out.stderr).trim())));
+    }
+    Ok(out.status.success())
+}
+
+fn iptables_apply(table: &str, nets: &[NetRule], ports: &[PortRule]) -> Result<()> {
+    let (nat, filter) = iptables_rules(table, nets, ports);
+    // Declaring a chain in --noflush mode empties it: each table is replaced in one go.
+    run("iptables-restore", &["-w", "--noflush"], Some(&nat))?;
+    run("iptables-restore", &["-w", "--noflush"], Some(&filter))?;
+    for (t, builtin, m, suffix) in JUMPS {
+        let mut rule: Vec<String> = vec![builtin.to_string()];
+        rule.extend(m.split_whitespace().map(str::to_string));
+        rule.extend(["-j".to_string(), chain(table, suffix)]);
+        let args = |op: &str| -> Vec<String> { ["-w", "-t", t, op].iter().map(|s| s.to_string()).chain(rule.iter().cloned()).collect() };
+        let check: Vec<String> = args("-C");
+        if !run("iptables", &check.iter().map(String::as_str).collect::<Vec<_>>(), None)? {
+            let ins: Vec<String> = args("-I");
+            run("iptables", &ins.iter().map(String::as_str).collect::<Vec<_>>(), Some(""))?;
+        }
+    }
+    Ok(())
+}
+
+fn iptables_clear(table: &str) -> Result<()> {
+    for (t, builtin, m, suffix) in JUMPS {
+        let mut args: Vec<String> = ["-w", "-t", t, "-D", builtin].iter().map(|s| s.to_string()).collect();
+        args.extend(m.split_whitespace().map(str::to_string));
+        args.extend(["-j".to_string(), chain(table, suffix)]);
+        while run("iptables", &args.iter().map(String::as_str).collect::<Vec<_>>(), None)? {}
+    }
+    for (t, _, _, suffix) in JUMPS {
+        let c = chain(table, suffix);
+        let _ = run("iptables", &["-w", "-t", t, "-F", &c], None);
+        let _ = run("iptables", &["-w", "-t", t, "-X", &c], None);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

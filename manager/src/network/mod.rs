@@ -106,6 +106,8 @@ pub struct Options {
     /// The default bridge's gateway and prefix (`--bip`); picked from Docker's pools if unset.
     pub bip: Option<String>,
     pub mtu: u32,
+    /// `--firewall-backend`: nftables, iptables, or empty (nftables where `nft` exists).
+    pub firewall_backend: String,
 }
 
 pub struct NetworkService {
@@ -114,6 +116,7 @@ pub struct NetworkService {
     host: rtnetlink::Handle,
     default_bridge: String,
     table: String,
+    backend: firewall::Backend,
     ports: Mutex<HashMap<String, (Vec<PortRule>, Vec<OwnedFd>)>>,
     dns: Mutex<HashMap<String, dns::DnsServer>>,
     /// Serialises rewrites of the firewall table.
@@ -145,12 +148,14 @@ impl NetworkService {
         }
         // One nft table per daemon, so daemons with their own bridges (tests) never meet.
         let table = if opts.bridge == "berth0" { "berth".to_string() } else { format!("berth_{}", opts.bridge.replace(['-', '.'], "_")) };
+        let backend = firewall::Backend::choose(&opts.firewall_backend)?;
         let svc = Arc::new_cyclic(|me| NetworkService {
             store,
             rt,
             host,
             default_bridge: opts.bridge.clone(),
             table,
+            backend,
             ports: Mutex::new(HashMap::new()),
             dns: Mutex::new(HashMap::new()),
             fw: Mutex::new(()),
@@ -448,7 +453,7 @@ impl NetworkService {
             .collect();
         let mut ports: Vec<PortRule> = self.ports.lock().unwrap().values().flat_map(|(r, _)| r.clone()).collect();
         ports.sort_by_key(|p| (p.host_port, p.proto.clone()));
-        firewall::apply(&self.table, &nets, &ports)
+        firewall::apply(self.backend, &self.table, &nets, &ports)
     }
 
     /// Attach a container's namespace to its networks; on error the caller runs `detach`.
@@ -621,7 +626,7 @@ impl NetworkService {
         for n in nets.iter().filter(|n| !n.bridge.is_empty()) {
             let _ = self.block_on(link::delete(&self.host, &n.bridge));
         }
-        let _ = firewall::clear(&self.table);
+        let _ = firewall::clear(self.backend, &self.table);
     }
 
     pub fn default_bridge(&self) -> &str {

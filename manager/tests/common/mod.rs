@@ -228,6 +228,8 @@ pub struct Sandbox {
     /// berthd's default bridge here; the sandbox's user networks are named after it too, so
     /// clean-up finds every bridge, veth and nft table the sandbox made.
     pub bridge: String,
+    /// Extra berthd flags for every start.
+    pub berthd_args: Vec<String>,
     /// Eight /24s of 10.0.0.0/8 no other sandbox of this run uses: `10.A.B` to `10.A.B+7`.
     net: (u32, u32),
 }
@@ -244,7 +246,7 @@ impl Sandbox {
         let bridge = format!("bt{}x{seq}", pid % 100_000);
         // Sandboxes of one test binary differ in B; test binaries (pids) in A.
         let net = (100 + pid % 100, (seq * 8) % 248);
-        Sandbox { name: name.to_string(), root, registry: None, daemon: None, token: None, starts: 0, bridge, net }
+        Sandbox { name: name.to_string(), root, registry: None, daemon: None, token: None, starts: 0, bridge, net, berthd_args: vec![] }
     }
 
     /// The sandbox's `k`th /24 (0 is berthd's default bridge), e.g. `10.142.8.0/24`.
@@ -383,6 +385,7 @@ impl Sandbox {
         c.args(["--log-level", "debug"]);
         c.arg("--bridge").arg(&self.bridge);
         c.arg("--bip").arg(format!("{}/24", self.addr(0, 1)));
+        c.args(&self.berthd_args);
         if self.registry.is_some() {
             c.args(["--insecure-registry", &self.reg()]);
         }
@@ -595,6 +598,20 @@ pub fn remove_links(prefix: &str) {
         let _ = cmd("ip", &["link", "del", &l]).output();
     }
     let _ = cmd("nft", &["delete", "table", "ip", &format!("berth_{prefix}")]).output();
+    // The iptables backend's chains and the jumps to them.
+    let up = format!("BERTH_{}", prefix.to_ascii_uppercase());
+    for t in ["nat", "filter"] {
+        let rules = cmd("iptables", &["-w", "-t", t, "-S"]).output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+        for l in rules.lines().filter(|l| l.starts_with("-A ") && l.contains(&format!("-j {up}-"))) {
+            let mut args = vec!["-w", "-t", t, "-D"];
+            args.extend(l[3..].split_whitespace());
+            let _ = cmd("iptables", &args).output();
+        }
+        for l in rules.lines().filter_map(|l| l.strip_prefix("-N ")).filter(|c| c.starts_with(&up)) {
+            let _ = cmd("iptables", &["-w", "-t", t, "-F", l]).output();
+            let _ = cmd("iptables", &["-w", "-t", t, "-X", l]).output();
+        }
+    }
 }
 
 pub fn links_with_prefix(prefix: &str) -> Vec<String> {
