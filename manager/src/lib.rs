@@ -14,6 +14,7 @@ pub mod reference;
 pub mod snapshot;
 pub mod store;
 pub mod task;
+pub mod volume;
 
 use std::sync::Arc;
 
@@ -24,6 +25,7 @@ pub struct Daemon {
     pub images: Arc<image::ImageService>,
     pub containers: Arc<container::ContainerService>,
     pub networks: Arc<network::NetworkService>,
+    pub volumes: Arc<volume::VolumeService>,
     pub events: Arc<events::Events>,
     /// The ttrpc server the shims publish their events to; kept alive with the daemon.
     _events_server: std::sync::Mutex<Option<containerd_shim_protos::ttrpc::Server>>,
@@ -45,7 +47,10 @@ impl Daemon {
         };
         let events = Arc::new(events::Events::default());
         let networks = network::NetworkService::new(store.clone(), network::Options { bridge: config.bridge.clone(), bip: config.bip.clone(), mtu: config.mtu, firewall_backend: config.firewall_backend.clone() })?;
-        let containers = container::ContainerService::new(store.clone(), images.clone(), networks.clone(), events.clone(), &config.data_root, &config.exec_root)?;
+        let volumes = volume::VolumeService::new(store.clone(), &config.data_root)?;
+        let containers = container::ContainerService::new(store.clone(), images.clone(), networks.clone(), volumes.clone(), events.clone(), &config.data_root, &config.exec_root)?;
+        let wv = Arc::downgrade(&containers);
+        volumes.set_users(Box::new(move |v: &str| wv.upgrade().map(|c| c.volume_users(v)).unwrap_or_default()));
         let wc = Arc::downgrade(&containers);
         networks.set_in_use(Box::new(move |net: &str| wc.upgrade().is_some_and(|c| c.network_in_use(net))));
         let weak = Arc::downgrade(&containers);
@@ -58,15 +63,16 @@ impl Daemon {
         });
         let server = task::events::serve(&config.exec_root, sink)?;
         containers.recover().await?;
-        Ok(Arc::new(Daemon { config, id, images, containers, networks, events, _events_server: std::sync::Mutex::new(Some(server)) }))
+        Ok(Arc::new(Daemon { config, id, images, containers, networks, volumes, events, _events_server: std::sync::Mutex::new(Some(server)) }))
     }
 
     /// Graceful stop: with nothing left running, networks leave no bridge or rule behind.
     pub async fn shutdown(&self) {
-        let (n, c) = (self.networks.clone(), self.containers.clone());
+        let (n, c, v) = (self.networks.clone(), self.containers.clone(), self.volumes.clone());
         let _ = tokio::task::spawn_blocking(move || {
             if c.running_count().map(|(_, running, paused, _)| running + paused == 0).unwrap_or(false) {
                 n.shutdown();
+                v.shutdown();
             }
         })
         .await;

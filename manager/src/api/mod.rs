@@ -5,6 +5,7 @@ mod containers;
 mod images;
 mod networks;
 mod system;
+mod volumes;
 
 use crate::errors::{Error, Kind};
 use crate::Daemon;
@@ -148,6 +149,10 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .route("/exec/{id}/resize", post(containers::exec_resize))
         .route("/exec/{id}/json", get(containers::exec_inspect))
         .route("/events", get(containers::events))
+        .route("/volumes", get(volumes::list))
+        .route("/volumes/create", post(volumes::create))
+        .route("/volumes/prune", post(volumes::prune))
+        .route("/volumes/{name}", get(volumes::inspect).delete(volumes::remove))
         .route("/networks", get(networks::list))
         .route("/networks/create", post(networks::create))
         .route("/networks/prune", post(networks::prune))

@@ -9,7 +9,7 @@ use crate::errors::{Error, Kind, Result};
 use crate::task::Shim;
 use bollard_stubs::models::{ContainerConfig, ContainerCreateBody, HostConfig};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -180,7 +180,11 @@ impl ContainerService {
             shim_address: None,
             endpoints,
             net: None,
+            anon_volumes: vec![],
         };
+        let mut rec = rec;
+        rec.anon_volumes = self.anonymous_volumes(rec.config.volumes.as_deref().unwrap_or(&[]), &mut rec.host_config)?;
+        let anon: Vec<String> = rec.anon_volumes.iter().map(|(_, n)| n.clone()).chain(rec.host_config.mounts.iter().flatten().filter_map(|m| m.source.clone())).collect();
         let dir = self.data_dir(&id);
         std::fs::create_dir_all(dir.join("upper"))?;
         std::fs::create_dir_all(dir.join("work"))?;
@@ -196,6 +200,7 @@ impl ContainerService {
         });
         if let Err(e) = res {
             let _ = std::fs::remove_dir_all(&dir);
+            self.volumes.remove_anonymous(&anon);
             return Err(e);
         }
         self.event(&rec, "create");
@@ -401,7 +406,7 @@ impl ContainerService {
             self.write_etc_files(rec, Some(&st))?;
             self.update(id, |r| r.net = Some(st))?;
         }
-        let mounts = self.volume_mounts(rec)?;
+        let mounts = self.volume_mounts(rec, &rootfs)?;
         let init = if hc.init.unwrap_or(false) { Some(spec::find_init()?) } else { None };
         let paths = spec::Paths { rootfs: rootfs.clone(), hostname: data.join("hostname"), hosts: data.join("hosts"), resolv_conf: data.join("resolv.conf"), netns, mounts, init };
         let spec = spec::build(rec, &paths, &user)?;
@@ -676,7 +681,7 @@ impl ContainerService {
         Ok(())
     }
 
-    pub async fn remove(self: &Arc<Self>, name: &str, force: bool, _volumes: bool) -> Result<()> {
+    pub async fn remove(self: &Arc<Self>, name: &str, force: bool, volumes: bool) -> Result<()> {
         let id = self.find(name)?.id;
         let lock = self.lock_for(&id);
         let _g = lock.lock().await;
@@ -718,6 +723,12 @@ impl ContainerService {
         let _ = std::fs::remove_dir_all(self.data_dir(&id));
         self.outputs.lock().unwrap().remove(&id);
         self.locks.lock().unwrap().remove(&id);
+        // rm -v: its anonymous volumes, never named ones.
+        if volumes {
+            let anon: Vec<String> = rec.anon_volumes.iter().map(|(_, n)| n.clone()).collect();
+            let vols = self.volumes.clone();
+            let _ = tokio::task::spawn_blocking(move || vols.remove_anonymous(&anon)).await;
+        }
         self.event(&rec, "destroy");
         self.notify();
         Ok(())
@@ -847,84 +858,6 @@ impl ContainerService {
             self.event(&r, "oom");
         }
     }
-
-    /// Bind mounts, named volumes and `--mount`s as OCI mounts.
-    fn volume_mounts(&self, rec: &ContainerRecord) -> Result<Vec<oci_spec::runtime::Mount>> {
-        self.volume_mounts_depth(rec, 0)
-    }
-
-    fn volume_mounts_depth(&self, rec: &ContainerRecord, depth: usize) -> Result<Vec<oci_spec::runtime::Mount>> {
-        if depth > 8 {
-            return Err(Error::invalid("--volumes-from chains too deep (a cycle?)"));
-        }
-        let mut out = Vec::new();
-        // --volumes-from NAME[:ro|rw]: that container's binds and volumes, first (ours win).
-        for vf in rec.host_config.volumes_from.iter().flatten() {
-            let (name, mode) = vf.split_once(':').unwrap_or((vf.as_str(), ""));
-            let other = self.find(name)?;
-            for mut m in self.volume_mounts_depth(&other, depth + 1)? {
-                if mode == "ro" {
-                    let mut o = m.options().clone().unwrap_or_default();
-                    o.retain(|x| x != "rw");
-                    if !o.iter().any(|x| x == "ro") {
-                        o.push("ro".into());
-                    }
-                    m.set_options(Some(o));
-                }
-                out.push(m);
-            }
-        }
-        for b in rec.host_config.binds.iter().flatten() {
-            let parts: Vec<&str> = b.split(':').collect();
-            let (src, dst, opts) = match parts.as_slice() {
-                [s, d] => (*s, *d, ""),
-                [s, d, o] => (*s, *d, *o),
-                _ => return Err(Error::invalid(format!("invalid volume specification: '{b}'"))),
-            };
-            let ro = opts.split(',').any(|o| o == "ro");
-            let host = if src.starts_with('/') { PathBuf::from(src) } else { self.named_volume(src)? };
-            if !host.exists() {
-                std::fs::create_dir_all(&host).map_err(|e| Error::invalid(format!("bind source {}: {e}", host.display())))?;
-            }
-            out.push(spec::bind(&host, dst, ro));
-        }
-        for m in rec.host_config.mounts.iter().flatten() {
-            let dst = m.target.clone().unwrap_or_default();
-            let ro = m.read_only.unwrap_or(false);
-            let typ = m.typ.map(|t| t.to_string()).unwrap_or_default();
-            match typ.as_str() {
-                "bind" => out.push(spec::bind(Path::new(&m.source.clone().unwrap_or_default()), &dst, ro)),
-                "volume" => {
-                    let name = m.source.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| crate::content::random_hex(32));
-                    out.push(spec::bind(&self.named_volume(&name)?, &dst, ro));
-                }
-                "tmpfs" => {
-                    let mut o = vec!["nosuid".to_string(), "nodev".to_string()];
-                    if let Some(t) = &m.tmpfs_options {
-                        if let Some(s) = t.size_bytes {
-                            o.push(format!("size={s}"));
-                        }
-                        if let Some(mode) = t.mode {
-                            o.push(format!("mode={mode:o}"));
-                        }
-                    }
-                    out.push(oci_spec::runtime::MountBuilder::default().destination(dst).typ("tmpfs").source("tmpfs").options(o).build().expect("mount"));
-                }
-                other => return Err(Error::invalid(format!("mount type {other:?} is not supported"))),
-            }
-        }
-        Ok(out)
-    }
-
-    /// A named volume's data directory, made on first use (volume management proper is its own service).
-    fn named_volume(&self, name: &str) -> Result<PathBuf> {
-        if !valid_name(name) && !(name.len() == 1 && name.as_bytes()[0].is_ascii_alphanumeric()) {
-            return Err(Error::invalid(format!("invalid volume name {name:?}")));
-        }
-        let p = self.data_root.join("volumes").join(name).join("_data");
-        std::fs::create_dir_all(&p)?;
-        Ok(p)
-    }
 }
 
 pub struct WaitTicket {
@@ -963,6 +896,7 @@ impl ContainerRecord {
             shim_address: None,
             endpoints: Default::default(),
             net: None,
+            anon_volumes: vec![],
         }
     }
 }

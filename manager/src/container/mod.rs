@@ -8,6 +8,7 @@ pub mod defaults;
 mod exec;
 pub mod io;
 mod lifecycle;
+mod mounts;
 mod netns;
 mod query;
 pub mod record;
@@ -50,6 +51,7 @@ pub struct ContainerService {
     pub store: Arc<Store>,
     pub images: Arc<ImageService>,
     pub networks: Arc<crate::network::NetworkService>,
+    pub volumes: Arc<crate::volume::VolumeService>,
     pub events: Arc<Events>,
     data_root: PathBuf,
     exec_root: PathBuf,
@@ -67,7 +69,7 @@ pub struct ContainerService {
 }
 
 impl ContainerService {
-    pub fn new(store: Arc<Store>, images: Arc<ImageService>, networks: Arc<crate::network::NetworkService>, events: Arc<Events>, data_root: &std::path::Path, exec_root: &std::path::Path) -> Result<Arc<Self>> {
+    pub fn new(store: Arc<Store>, images: Arc<ImageService>, networks: Arc<crate::network::NetworkService>, volumes: Arc<crate::volume::VolumeService>, events: Arc<Events>, data_root: &std::path::Path, exec_root: &std::path::Path) -> Result<Arc<Self>> {
         std::fs::create_dir_all(data_root.join("containers"))?;
         std::fs::create_dir_all(exec_root.join("containers"))?;
         store.write(|w| {
@@ -78,6 +80,7 @@ impl ContainerService {
             store,
             images,
             networks,
+            volumes,
             events,
             data_root: data_root.to_path_buf(),
             exec_root: exec_root.to_path_buf(),

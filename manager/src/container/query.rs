@@ -106,7 +106,9 @@ impl ContainerService {
                     let other = self.find(&vals[0])?;
                     if k == "before" { r.created < other.created } else { r.created > other.created }
                 }
-                "network" | "volume" | "health" | "publish" | "expose" | "isolation" | "is-task" => true,
+                "volume" => vals.iter().any(|v| Self::volume_names(r).contains(v) || self.mount_points(r).iter().any(|m| m.destination.as_deref() == Some(v.as_str()))),
+                "network" => vals.iter().any(|v| r.bridge_networks().iter().any(|(n, _)| n == v) || r.network_mode() == *v || self.networks.find(v).is_ok_and(|n| r.bridge_networks().iter().any(|(k, _)| *k == n.name))),
+                "health" | "publish" | "expose" | "isolation" | "is-task" => true,
                 other => return Err(Error::invalid(format!("invalid filter '{other}'"))),
             };
             if !ok {
@@ -141,7 +143,7 @@ impl ContainerService {
             labels: Some(r.config.labels.clone().unwrap_or_default()),
             state: Some(state),
             status: Some(human_status(r)),
-            mounts: Some(vec![]),
+            mounts: Some(self.mount_points(r)),
             ..Default::default()
         }
     }
@@ -216,7 +218,7 @@ impl ContainerService {
             exec_ids: (!execs.is_empty()).then_some(execs),
             host_config: Some(r.host_config.clone()),
             graph_driver: Some(DriverData { name: "overlay2".into(), data: gd }),
-            mounts: Some(vec![]),
+            mounts: Some(self.mount_points(&r)),
             config: Some(r.config.clone()),
             network_settings: Some(self.network_settings(&r)),
             ..Default::default()

@@ -74,6 +74,9 @@ pub struct ContainerRecord {
     /// While it runs: its addresses, veths and published ports.
     #[serde(default)]
     pub net: Option<crate::network::NetState>,
+    /// Anonymous volumes made at create: (destination, volume name).
+    #[serde(default)]
+    pub anon_volumes: Vec<(String, String)>,
 }
 
 impl ContainerRecord {

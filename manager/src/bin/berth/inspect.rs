@@ -14,18 +14,19 @@ pub enum Kind {
     Container,
     Image,
     Network,
-    // Volume: added with its commands.
+    Volume,
 }
 
 impl Kind {
-    /// docker tries containers first, then images, then networks.
-    const ALL: &'static [Kind] = &[Kind::Container, Kind::Image, Kind::Network];
+    /// docker tries containers first, then images, networks, volumes.
+    const ALL: &'static [Kind] = &[Kind::Container, Kind::Image, Kind::Network, Kind::Volume];
 
     fn req(self, name: &str, size: bool) -> Req {
         match self {
             Kind::Container => Req::get(format!("/containers/{name}/json")).flag("size", size),
             Kind::Image => Req::get(format!("/images/{name}/json")),
             Kind::Network => Req::get(format!("/networks/{name}")),
+            Kind::Volume => Req::get(format!("/volumes/{name}")),
         }
     }
 }
@@ -55,9 +56,21 @@ pub async fn fetch(ctx: &Ctx, kind: Kind, name: &str, size: bool) -> Result<Resu
         Err(e) => return Err(e),
     };
     let body = read_body(resp).await?;
-    Val::from_json_slice(&body)
-        .map(Ok)
-        .map_err(|e| ClientError::Decode(e.to_string()))
+    let val = Val::from_json_slice(&body).map_err(|e| ClientError::Decode(e.to_string()))?;
+    // docker re-encodes volumes from its Go type: fields and maps come out sorted
+    Ok(Ok(if kind == Kind::Volume { sorted_deep(val) } else { val }))
+}
+
+fn sorted_deep(v: Val) -> Val {
+    match v {
+        Val::Obj(fields) => {
+            let mut fields: Vec<_> = fields.into_iter().map(|(k, v)| (k, sorted_deep(v))).collect();
+            fields.sort_by(|a, b| a.0.cmp(&b.0));
+            Val::Obj(fields)
+        }
+        Val::Arr(items) => Val::Arr(items.into_iter().map(sorted_deep).collect()),
+        other => other,
+    }
 }
 
 /// Renders inspected objects per `--format` (docker prints them without escaping `<>&`).
@@ -132,6 +145,7 @@ pub async fn run(ctx: &Ctx, args: InspectArgs) -> anyhow::Result<()> {
         Some(Kind::Container) => "container",
         Some(Kind::Image) => "image",
         Some(Kind::Network) => "network",
+        Some(Kind::Volume) => "volume",
         None => "object",
     };
     inspect_as(ctx, &kinds, &args.names, args.format.as_deref(), what, args.size).await

@@ -1,7 +1,8 @@
 //! berth: the command line client of berthd, with docker's syntax.
 //!
-//! Each command group is a module (container, image, network, system, auth, inspect) whose
-//! commands only parse, call the Engine API through [`client::Client`], and render.
+//! Each command group is a module (container, image, network, volume, system, auth,
+//! inspect) whose commands only parse, call the Engine API through [`client::Client`], and
+//! render.
 //! Container commands are split further: run/create (run, opts), exec, attach/start
 //! (attach), ps, stats, events; hijack and tty hold the streaming and terminal parts.
 
@@ -26,6 +27,7 @@ mod stats;
 mod system;
 mod tty;
 mod units;
+mod volume;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -133,6 +135,11 @@ enum Command {
     #[command(subcommand, arg_required_else_help = true)]
     Network(network::NetworkCommand),
 
+    // Volumes
+    /// Manage volumes
+    #[command(subcommand, arg_required_else_help = true)]
+    Volume(volume::VolumeCommand),
+
     // Registries
     /// Log in to a registry
     Login(auth::LoginArgs),
@@ -209,6 +216,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Import(a) => image::import(ctx, a).await,
         Command::Search(a) => image::search(ctx, a).await,
         Command::Network(c) => network::run(ctx, c).await,
+        Command::Volume(c) => volume::run(ctx, c).await,
         Command::Login(a) => auth::login(ctx, a).await,
         Command::Logout(a) => auth::logout(ctx, a).await,
         Command::Inspect(a) => inspect::run(ctx, a).await,
@@ -315,6 +323,8 @@ mod tests {
             &["berth", "stop", "-t", "0", "a", "b"],
             &["berth", "system", "events", "--since", "10m"],
             &["berth", "network", "ls", "-q", "--filter", "driver=bridge"],
+            &["berth", "volume", "create", "-o", "type=tmpfs", "--label", "a=b", "v1"],
+            &["berth", "volume", "prune", "-af", "--filter", "label=x"],
         ] {
             Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
         }

@@ -53,17 +53,32 @@ pub async fn run(ctx: &Ctx, cmd: NetworkCommand) -> anyhow::Result<()> {
     }
 }
 
-/// docker's error for a flag value its parser refuses (exit 125).
+/// docker's error for a flag value its parser refuses (exit 125); `command` is the full
+/// path, e.g. `network create`.
 fn flag_error(command: &str, flag: &str, value: &str, why: &str) -> anyhow::Error {
     StatusError {
         code: 125,
-        message: format!("invalid argument \"{value}\" for \"{flag}\" flag: {why}\nSee 'berth network {command} --help'."),
+        message: format!("invalid argument \"{value}\" for \"{flag}\" flag: {why}\nSee 'berth {command} --help'."),
     }
     .into()
 }
 
+/// docker's ValidateLabel on each `--label` of `command`.
+pub fn validate_labels(command: &str, labels: &[String]) -> anyhow::Result<()> {
+    for l in labels {
+        let key = l.split_once('=').map(|(k, _)| k).unwrap_or(l).trim_start();
+        if key.is_empty() {
+            return Err(flag_error(command, "--label", l, &format!("invalid label '{l}': empty name")));
+        }
+        if key.contains(char::is_whitespace) {
+            return Err(flag_error(command, "--label", l, &format!("label '{key}' contains whitespaces")));
+        }
+    }
+    Ok(())
+}
+
 /// The docker client's check on a name or ID before any request.
-fn trim_id(kind: &str, id: &str) -> anyhow::Result<String> {
+pub fn trim_id(kind: &str, id: &str) -> anyhow::Result<String> {
     match id.trim() {
         "" => Err(anyhow!("invalid {kind} name or ID: value is empty")),
         id => Ok(id.to_string()),
@@ -71,7 +86,7 @@ fn trim_id(kind: &str, id: &str) -> anyhow::Result<String> {
 }
 
 /// `k=v` flags into a map (docker's MapOpts: no `=` means an empty value).
-fn kv_map(values: &[String]) -> HashMap<String, String> {
+pub fn kv_map(values: &[String]) -> HashMap<String, String> {
     values
         .iter()
         .map(|v| match v.split_once('=') {
@@ -269,16 +284,7 @@ fn ipam_config(a: &CreateArgs) -> Result<Ipam, String> {
 }
 
 fn create_body(a: &CreateArgs) -> anyhow::Result<CreateBody> {
-    for l in &a.label {
-        // docker's ValidateLabel
-        let key = l.split_once('=').map(|(k, _)| k).unwrap_or(l).trim_start();
-        if key.is_empty() {
-            return Err(flag_error("create", "--label", l, &format!("invalid label '{l}': empty name")));
-        }
-        if key.contains(char::is_whitespace) {
-            return Err(flag_error("create", "--label", l, &format!("label '{key}' contains whitespaces")));
-        }
-    }
+    validate_labels("network create", &a.label)?;
     let ipam = ipam_config(a).map_err(|e| anyhow!(e))?;
     let request = NetworkCreateRequest {
         name: a.name.clone(),
@@ -509,7 +515,7 @@ fn connect_body(a: &ConnectArgs) -> anyhow::Result<NetworkConnectRequest> {
         } else {
             continue;
         };
-        return Err(flag_error("connect", "--link", l, &why));
+        return Err(flag_error("network connect", "--link", l, &why));
     }
     let mut driver_opts = HashMap::new();
     for o in &a.driver_opt {
