@@ -193,6 +193,15 @@ fn user_networks_dns_isolation_connect() {
     assert!(out.contains("mtu 1400"), "{out}");
     let out = d.run(&["run", "--rm", "--network", "neti", &img, "sh", "-c", &format!("ip route; timeout 3 wget -qO- http://{}/ && echo REACHED", sb.addr(0, 1))]);
     assert!(out.stdout.contains(&sb.subnet(3)) && !out.stdout.contains("default") && !out.stdout.contains("REACHED"), "internal network: {out}");
+    // Nothing is published from an internal network.
+    let iport = free_port();
+    d.ok(&["run", "-d", "--name", "inside", "--network", "neti", "-p", &format!("{iport}:80"), &img, "sleep", "60"]);
+    assert!(!nft_table(&sb).contains(&format!("dport {iport}")), "published from an internal network");
+    d.ok(&["rm", "-f", "inside"]);
+    // A network named by its ID is the same one endpoint (the CLI keys endpoints by what it was given).
+    let id = d.ok(&["network", "inspect", "-f", "{{.Id}}", "netb"]);
+    let out = d.ok(&["run", "--rm", "--network", id.trim(), &img, "ls", "/sys/class/net"]);
+    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["eth0", "lo"], "{out}");
     d.ok(&["network", "rm", "neti"]);
 
     d.ok(&["run", "-d", "--name", "srv", "--network", "neta", "--network-alias", "websvc", &img, "sh", "-c", &httpd("hello-user")]);

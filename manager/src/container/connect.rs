@@ -87,12 +87,17 @@ impl ContainerService {
         let nid = n.id.clone();
         tokio::task::spawn_blocking(move || -> Result<()> {
             let rec = svc.get(&id)?;
-            if let Some(a) = rec.net.as_ref().and_then(|s| s.attachments.iter().find(|a| a.network_id == nid)).cloned() {
-                svc.networks.detach_one(&id, &a)?;
+            let a = rec.net.as_ref().and_then(|s| s.attachments.iter().find(|a| a.network_id == nid)).cloned();
+            if let Some(a) = &a {
+                svc.networks.detach_one(&id, a)?;
             }
             svc.update(&id, |r| {
                 if let Some(s) = r.net.as_mut() {
                     s.attachments.retain(|a| a.network_id != nid);
+                    // Ports published through that address went with it.
+                    if let Some(a) = &a {
+                        s.ports.retain(|p| p.ip != a.ip);
+                    }
                 }
                 r.endpoints.remove(&key);
                 // Its primary network gone, the container is left with loopback only.

@@ -127,7 +127,8 @@ impl ContainerService {
                 self.find(&m["container:".len()..])?;
             }
             other => {
-                self.networks.find(other)?;
+                // Kept by name: the same network named by ID or name is one endpoint.
+                hc.network_mode = Some(self.networks.find(other)?.name);
             }
         }
         for (net, cfg) in body.networking_config.clone().and_then(|n| n.endpoints_config).unwrap_or_default() {
@@ -237,7 +238,7 @@ impl ContainerService {
             }
             if let Some(a) = st.attachments.first() {
                 hosts.push_str(&format!("{}\t{hostname}\n", a.ip));
-                if self.networks.find(&a.network_id).map(|n| n.user_defined()).unwrap_or(false) {
+                if self.networks.find(&a.network_id).map(|n| n.user_defined()).unwrap_or(false) && self.networks.dns_running(&a.network_id) {
                     embedded_dns = Some(a.gateway);
                 }
             }
@@ -718,7 +719,7 @@ impl ContainerService {
             w.delete(CONTAINERS, &id)?;
             Ok(())
         })?;
-        self.cleanup_run(&id);
+        tokio::task::block_in_place(|| self.cleanup_run(&id)); // netlink and nft work
         let _ = std::fs::remove_dir_all(self.run_dir(&id));
         let _ = std::fs::remove_dir_all(self.data_dir(&id));
         self.outputs.lock().unwrap().remove(&id);
@@ -798,7 +799,7 @@ impl ContainerService {
             let res = tokio::task::spawn_blocking(move || svc.reconnect(rec2)).await.map_err(|e| Error::internal(e.to_string()))?;
             if let Err(e) = res {
                 tracing::warn!(container = %id, "could not reconnect to its shim ({e}); marking it exited");
-                self.cleanup_run(&id);
+                tokio::task::block_in_place(|| self.cleanup_run(&id)); // netlink and nft work
                 self.update(&id, |r| {
                     r.state.status = Status::Exited;
                     r.state.exit_code = 255;

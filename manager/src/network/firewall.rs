@@ -13,6 +13,7 @@ use std::net::Ipv4Addr;
 pub struct NetRule {
     pub bridge: String,
     pub subnet: Cidr,
+    pub gateway: Ipv4Addr,
     pub internal: bool,
 }
 
@@ -30,9 +31,17 @@ pub struct PortRule {
 /// The whole table. Deleting and re-creating it in one script is atomic in nft.
 pub fn script(table: &str, nets: &[NetRule], ports: &[PortRule]) -> String {
     let mut s = format!("table ip {table}\ndelete table ip {table}\ntable ip {table} {{\n");
-    s.push_str("  chain prerouting { type nat hook prerouting priority dstnat; policy accept; fib daddr type local jump published; }\n");
+    // Nothing from outside the host reaches 127.0.0.0/8 (the bridges' route_localnet would
+    // let a container with CAP_NET_RAW try: CVE-2020-8558).
+    s.push_str("  chain prerouting { type nat hook prerouting priority dstnat; policy accept; ip daddr 127.0.0.0/8 return; fib daddr type local jump published; }\n");
     s.push_str("  chain output { type nat hook output priority -100; policy accept; fib daddr type local jump published; }\n");
     s.push_str("  chain published {\n");
+    // The embedded DNS on each gateway is never taken over by a container's published :53.
+    let gws: Vec<String> = nets.iter().map(|n| n.gateway.to_string()).collect();
+    if !gws.is_empty() {
+        let _ = writeln!(s, "    ip daddr {{ {} }} udp dport 53 return", gws.join(", "));
+        let _ = writeln!(s, "    ip daddr {{ {} }} tcp dport 53 return", gws.join(", "));
+    }
     for p in ports {
         let daddr = p.host_ip.filter(|i| !i.is_unspecified()).map(|i| format!("ip daddr {i} ")).unwrap_or_default();
         let _ = writeln!(s, "    {daddr}{} dport {} dnat to {}:{}", p.proto, p.host_port, p.ip, p.port);
@@ -50,15 +59,23 @@ pub fn script(table: &str, nets: &[NetRule], ports: &[PortRule]) -> String {
         let _ = writeln!(s, "    oifname \"{br}\" ip saddr {sub} ct status dnat masquerade");
     }
     s.push_str("  }\n");
+    s.push_str("  chain input {\n    type filter hook input priority filter; policy accept;\n");
+    for n in nets {
+        // Replies to the host's own 127.0.0.1 (hairpin) arrive de-NATed to 127.0.0.1: keep them.
+        let _ = writeln!(s, "    iifname \"{}\" ip daddr 127.0.0.0/8 ct state != {{ established, related }} drop", n.bridge);
+    }
+    s.push_str("  }\n");
     s.push_str("  chain forward {\n    type filter hook forward priority filter; policy accept;\n");
-    // Published ports are meant to be reached, from anywhere.
+    // Internal networks first: not even a published port is a way in or out.
+    for n in nets.iter().filter(|n| n.internal) {
+        let br = &n.bridge;
+        let _ = writeln!(s, "    iifname \"{br}\" oifname != \"{br}\" drop");
+        let _ = writeln!(s, "    oifname \"{br}\" iifname != \"{br}\" drop");
+    }
+    // Published ports are meant to be reached, from anywhere else.
     s.push_str("    ct status dnat accept\n");
     for n in nets {
         let br = &n.bridge;
-        if n.internal {
-            let _ = writeln!(s, "    iifname \"{br}\" oifname != \"{br}\" drop");
-            let _ = writeln!(s, "    oifname \"{br}\" iifname != \"{br}\" drop");
-        }
         for o in nets.iter().filter(|o| o.bridge != n.bridge) {
             let _ = writeln!(s, "    iifname \"{br}\" oifname \"{}\" drop", o.bridge);
         }
@@ -124,10 +141,11 @@ pub fn clear(backend: Backend, table: &str) -> Result<()> {
 
 /// berth's chains and the built-in chains that jump to them: (table, built-in, match, chain suffix).
 const JUMPS: &[(&str, &str, &str, &str)] = &[
-    ("nat", "PREROUTING", "-m addrtype --dst-type LOCAL", "PUB"),
+    ("nat", "PREROUTING", "! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL", "PUB"),
     ("nat", "OUTPUT", "-m addrtype --dst-type LOCAL", "PUB"),
     ("nat", "POSTROUTING", "", "POST"),
     ("filter", "FORWARD", "", "FWD"),
+    ("filter", "INPUT", "", "IN"),
 ];
 
 fn chain(table: &str, suffix: &str) -> String {
@@ -139,6 +157,11 @@ fn chain(table: &str, suffix: &str) -> String {
 pub fn iptables_rules(table: &str, nets: &[NetRule], ports: &[PortRule]) -> (String, String) {
     let (publ, post, fwd) = (chain(table, "PUB"), chain(table, "POST"), chain(table, "FWD"));
     let mut nat = format!("*nat\n:{publ} - [0:0]\n:{post} - [0:0]\n");
+    for n in nets {
+        for proto in ["udp", "tcp"] {
+            let _ = writeln!(nat, "-A {publ} -d {}/32 -p {proto} -m {proto} --dport 53 -j RETURN", n.gateway);
+        }
+    }
     for p in ports {
         let daddr = p.host_ip.filter(|i| !i.is_unspecified()).map(|i| format!("-d {i}/32 ")).unwrap_or_default();
         let _ = writeln!(nat, "-A {publ} {daddr}-p {0} -m {0} --dport {1} -j DNAT --to-destination {2}:{3}", p.proto, p.host_port, p.ip, p.port);
@@ -152,13 +175,19 @@ pub fn iptables_rules(table: &str, nets: &[NetRule], ports: &[PortRule]) -> (Str
         let _ = writeln!(nat, "-A {post} -s {sub} -o {br} -m conntrack --ctstate DNAT -j MASQUERADE");
     }
     nat.push_str("COMMIT\n");
-    let mut filter = format!("*filter\n:{fwd} - [0:0]\n-A {fwd} -m conntrack --ctstate DNAT -j ACCEPT\n");
+    let inp = chain(table, "IN");
+    let mut filter = format!("*filter\n:{fwd} - [0:0]\n:{inp} - [0:0]\n");
+    for n in nets {
+        let _ = writeln!(filter, "-A {inp} -i {} -d 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED -j DROP", n.bridge);
+    }
+    for n in nets.iter().filter(|n| n.internal) {
+        let br = &n.bridge;
+        let _ = writeln!(filter, "-A {fwd} -i {br} ! -o {br} -j DROP");
+        let _ = writeln!(filter, "-A {fwd} -o {br} ! -i {br} -j DROP");
+    }
+    let _ = writeln!(filter, "-A {fwd} -m conntrack --ctstate DNAT -j ACCEPT");
     for n in nets {
         let br = &n.bridge;
-        if n.internal {
-            let _ = writeln!(filter, "-A {fwd} -i {br} ! -o {br} -j DROP");
-            let _ = writeln!(filter, "-A {fwd} -o {br} ! -i {br} -j DROP");
-        }
         for o in nets.iter().filter(|o| o.bridge != n.bridge) {
             let _ = writeln!(filter, "-A {fwd} -i {br} -o {} -j DROP", o.bridge);
         }
@@ -229,8 +258,8 @@ mod tests {
     #[test]
     fn script_has_nat_ports_and_isolation() {
         let nets = vec![
-            NetRule { bridge: "berth0".into(), subnet: Cidr::parse("172.17.0.0/16").unwrap(), internal: false },
-            NetRule { bridge: "br-1".into(), subnet: Cidr::parse("10.9.0.0/24").unwrap(), internal: true },
+            NetRule { bridge: "berth0".into(), subnet: Cidr::parse("172.17.0.0/16").unwrap(), gateway: Ipv4Addr::new(172, 17, 0, 1), internal: false },
+            NetRule { bridge: "br-1".into(), subnet: Cidr::parse("10.9.0.0/24").unwrap(), gateway: Ipv4Addr::new(10, 9, 0, 1), internal: true },
         ];
         let ports = vec![
             PortRule { proto: "tcp".into(), host_ip: None, host_port: 8080, ip: Ipv4Addr::new(172, 17, 0, 2), port: 80 },
@@ -244,6 +273,9 @@ mod tests {
         assert!(s.contains("iifname \"berth0\" oifname \"br-1\" drop"));
         assert!(s.contains("iifname \"br-1\" oifname \"berth0\" drop"));
         assert!(s.contains("iifname \"br-1\" oifname != \"br-1\" drop"));
+        assert!(s.find("iifname \"br-1\" oifname != \"br-1\" drop") < s.find("ct status dnat accept"), "internal drops come before the DNAT accept");
+        assert!(s.contains("iifname \"berth0\" ip daddr 127.0.0.0/8 ct state != { established, related } drop"));
+        assert!(s.contains("ip daddr { 172.17.0.1, 10.9.0.1 } udp dport 53 return"));
         // What nft itself says of it (a check run, nothing applied).
         let mut c = std::process::Command::new("nft").args(["-c", "-f", "-"]).stdin(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().expect("nft (nftables) is installed");
         c.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();

@@ -60,11 +60,19 @@ fn sysctl(path: &str, v: &str) {
     }
 }
 
-/// The bridge `name` with `gateway/prefix`, up; made if missing. Returns its index.
-pub async fn ensure_bridge(h: &Handle, name: &str, gateway: Ipv4Addr, prefix: u8, mtu: u32) -> Result<u32> {
+/// The bridge `name` with `gateway/prefix`, up; made if missing. Returns its index and
+/// whether this call made it. An existing link that is not a bridge is refused.
+pub async fn ensure_bridge(h: &Handle, name: &str, gateway: Ipv4Addr, prefix: u8, mtu: u32) -> Result<(u32, bool)> {
+    let mut made = false;
     let idx = match index_of(h, name).await? {
-        Some(i) => i,
+        Some(i) => {
+            if !is_bridge(h, i).await? {
+                return Err(Error::conflict(format!("{name} exists and is not a bridge: choose another bridge name")));
+            }
+            i
+        }
         None => {
+            made = true;
             let mut b = LinkBridge::new(name);
             if mtu != 0 {
                 b = b.mtu(mtu);
@@ -87,7 +95,15 @@ pub async fn ensure_bridge(h: &Handle, name: &str, gateway: Ipv4Addr, prefix: u8
     // leave through the bridge (then masqueraded). Containers need the host to forward.
     sysctl(&format!("/proc/sys/net/ipv4/conf/{name}/route_localnet"), "1");
     sysctl("/proc/sys/net/ipv4/ip_forward", "1");
-    Ok(idx)
+    Ok((idx, made))
+}
+
+async fn is_bridge(h: &Handle, index: u32) -> Result<bool> {
+    use rtnetlink::packet_route::link::{LinkAttribute, LinkInfo};
+    let m = h.link().get().match_index(index).execute().try_next().await.map_err(|e| nl_err("looking up a link", e))?;
+    Ok(m.is_some_and(|m| {
+        m.attributes.iter().any(|a| matches!(a, LinkAttribute::LinkInfo(infos) if infos.iter().any(|i| matches!(i, LinkInfo::Kind(InfoKind::Bridge)))))
+    }))
 }
 
 pub async fn delete(h: &Handle, name: &str) -> Result<()> {

@@ -60,6 +60,10 @@ pub struct NetworkRecord {
     pub endpoints: BTreeMap<String, Endpoint>,
     /// Made by berthd itself (bridge, host, none): never removed.
     pub predefined: bool,
+    /// berthd created the Linux bridge (rather than finding it, as with `--bridge br0`): only
+    /// then does it ever delete it.
+    #[serde(default)]
+    pub own_bridge: bool,
 }
 
 impl NetworkRecord {
@@ -203,6 +207,7 @@ impl NetworkService {
                         mtu: 0,
                         endpoints: BTreeMap::new(),
                         predefined: true,
+                        own_bridge: false,
                     },
                 };
                 if driver == "bridge" {
@@ -370,6 +375,7 @@ impl NetworkService {
                 mtu,
                 endpoints: BTreeMap::new(),
                 predefined: false,
+                own_bridge: false,
             };
             w.put(NETWORK_NAMES, &name, &id)?;
             w.put(NETWORKS, &id, &rec)?;
@@ -386,7 +392,16 @@ impl NetworkService {
     /// The bridge, its firewall rules and (user-defined networks) its DNS server.
     fn bring_up(&self, n: &NetworkRecord) -> Result<u32> {
         let (Some(s), Some(gw)) = (n.subnet, n.gateway) else { return Err(Error::internal(format!("network {} has no subnet", n.name))) };
-        let idx = self.block_on(link::ensure_bridge(&self.host, &n.bridge, gw, s.prefix, n.mtu))?;
+        let (idx, made) = self.block_on(link::ensure_bridge(&self.host, &n.bridge, gw, s.prefix, n.mtu))?;
+        if made {
+            self.store.write(|w| {
+                if let Some(mut r) = w.get::<NetworkRecord>(NETWORKS, &n.id)? {
+                    r.own_bridge = true;
+                    w.put(NETWORKS, &n.id, &r)?;
+                }
+                Ok(())
+            })?;
+        }
         if n.user_defined() {
             let mut dns = self.dns.lock().unwrap();
             if !dns.contains_key(&n.id) {
@@ -401,25 +416,40 @@ impl NetworkService {
         Ok(idx)
     }
 
+    /// Delete a network; refused (inside the transaction, so no start can slip in) while it
+    /// has endpoints. The bridge goes first: a crash after it leaves a record that the next
+    /// start brings up again, never a bridge nothing knows.
     fn forget(&self, n: &NetworkRecord) -> Result<()> {
-        self.store.write(|w| {
-            w.delete(NETWORK_NAMES, &n.name)?;
-            w.delete(NETWORKS, &n.id)?;
-            Ok(())
-        })?;
+        let cur: NetworkRecord = self.store.get(NETWORKS, &n.id)?.ok_or_else(|| Error::not_found(format!("network {} not found", n.name)))?;
+        if !cur.endpoints.is_empty() {
+            return Err(Error::new(Kind::Forbidden, format!("error while removing network: network {} id {} has active endpoints", n.name, n.id)));
+        }
         if let Some(d) = self.dns.lock().unwrap().remove(&n.id) {
             d.stop();
         }
-        self.block_on(link::delete(&self.host, &n.bridge))
+        if cur.own_bridge {
+            self.block_on(link::delete(&self.host, &n.bridge))?;
+        }
+        self.store.write(|w| {
+            let r: Option<NetworkRecord> = w.get(NETWORKS, &n.id)?;
+            if r.is_some_and(|r| !r.endpoints.is_empty()) {
+                return Err(Error::new(Kind::Forbidden, format!("error while removing network: network {} id {} has active endpoints", n.name, n.id)));
+            }
+            w.delete(NETWORK_NAMES, &n.name)?;
+            w.delete(NETWORKS, &n.id)?;
+            Ok(())
+        })
+    }
+
+    /// Is the embedded DNS server of this network answering?
+    pub fn dns_running(&self, id: &str) -> bool {
+        self.dns.lock().unwrap().contains_key(id)
     }
 
     pub fn remove(&self, name: &str) -> Result<()> {
         let n = self.find(name)?;
         if n.predefined {
             return Err(Error::new(Kind::Forbidden, format!("{} is a pre-defined network and cannot be removed", n.name)));
-        }
-        if !n.endpoints.is_empty() {
-            return Err(Error::conflict(format!("error while removing network: network {} id {} has active endpoints", n.name, n.id)));
         }
         self.forget(&n)?;
         self.apply_firewall()
@@ -433,8 +463,10 @@ impl NetworkService {
             if n.predefined || !n.endpoints.is_empty() || used || keep(&n) {
                 continue;
             }
-            self.forget(&n)?;
-            gone.push(n.name);
+            // A container may have joined since the list was read: then it stays.
+            if self.forget(&n).is_ok() {
+                gone.push(n.name);
+            }
         }
         if !gone.is_empty() {
             self.apply_firewall()?;
@@ -449,7 +481,7 @@ impl NetworkService {
             .list_all()?
             .into_iter()
             .filter(|n| n.driver == "bridge")
-            .filter_map(|n| n.subnet.map(|s| NetRule { bridge: n.bridge.clone(), subnet: s, internal: n.internal }))
+            .filter_map(|n| Some(NetRule { bridge: n.bridge.clone(), subnet: n.subnet?, gateway: n.gateway?, internal: n.internal }))
             .collect();
         let mut ports: Vec<PortRule> = self.ports.lock().unwrap().values().flat_map(|(r, _)| r.clone()).collect();
         ports.sort_by_key(|p| (p.host_port, p.proto.clone()));
@@ -471,7 +503,9 @@ impl NetworkService {
             let a = self.attach_one(&inside, req.id, req.name, req.netns, &n, cfg, i, i == 0)?;
             state.attachments.push(a);
         }
-        if !req.ports.is_empty() {
+        // Docker publishes nothing from an internal network: it has no way in.
+        let internal = self.find(&state.attachments[0].network_id).map(|n| n.internal).unwrap_or(false);
+        if !req.ports.is_empty() && !internal {
             let ip = state.attachments[0].ip;
             let (rules, fds) = ports::publish(&req.ports, ip)?;
             state.ports = rules.clone();
@@ -526,9 +560,17 @@ impl NetworkService {
         Ok(Attachment { network_id: n.id.clone(), network: n.name.clone(), ip, prefix: subnet.prefix, gateway, mac: ipam::mac_string(&mac), ifname, host_veth, aliases })
     }
 
-    /// Undo `attach` (idempotent): endpoints released, veths and port rules removed.
+    /// Undo `attach` (idempotent): veths and port rules removed, then endpoints released.
     pub fn detach(&self, id: &str) {
         let nets = self.list_all().unwrap_or_default();
+        for i in 0..nets.len().max(4) {
+            let _ = self.block_on(link::delete(&self.host, &veth_name(id, i)));
+        }
+        if self.ports.lock().unwrap().remove(id).is_some() {
+            if let Err(e) = self.apply_firewall() {
+                tracing::warn!("firewall: {e}");
+            }
+        }
         for n in nets.iter().filter(|n| n.endpoints.contains_key(id)) {
             let _ = self.store.write(|w| {
                 if let Some(mut rec) = w.get::<NetworkRecord>(NETWORKS, &n.id)? {
@@ -538,26 +580,38 @@ impl NetworkService {
                 Ok(())
             });
         }
-        for i in 0..nets.len().max(1) {
-            let _ = self.block_on(link::delete(&self.host, &veth_name(id, i)));
-        }
-        if self.ports.lock().unwrap().remove(id).is_some() {
-            if let Err(e) = self.apply_firewall() {
-                tracing::warn!("firewall: {e}");
-            }
-        }
     }
 
-    /// Detach one network from a running container (`network disconnect`).
+    /// Detach one network from a running container (`network disconnect`): the veth, the
+    /// ports published through that address, then the endpoint (so the address is free only
+    /// once nothing points at it).
     pub fn detach_one(&self, id: &str, a: &Attachment) -> Result<()> {
+        self.block_on(link::delete(&self.host, &a.host_veth))?;
+        let had_ports = {
+            let mut ports = self.ports.lock().unwrap();
+            match ports.get_mut(id) {
+                Some((rules, fds)) if rules.iter().any(|r| r.ip == a.ip) => {
+                    // Reservations are in rule order.
+                    let keep: Vec<bool> = rules.iter().map(|r| r.ip != a.ip).collect();
+                    let mut i = 0;
+                    rules.retain(|_| { i += 1; keep[i - 1] });
+                    let mut j = 0;
+                    fds.retain(|_| { j += 1; keep.get(j - 1).copied().unwrap_or(true) });
+                    true
+                }
+                _ => false,
+            }
+        };
+        if had_ports {
+            self.apply_firewall()?;
+        }
         self.store.write(|w| {
             if let Some(mut rec) = w.get::<NetworkRecord>(NETWORKS, &a.network_id)? {
                 rec.endpoints.remove(id);
                 w.put(NETWORKS, &rec.id.clone(), &rec)?;
             }
             Ok(())
-        })?;
-        self.block_on(link::delete(&self.host, &a.host_veth))
+        })
     }
 
     /// Attach one more network to a running container (`network connect`).
@@ -623,8 +677,15 @@ impl NetworkService {
         if nets.iter().any(|n| !n.endpoints.is_empty()) {
             return;
         }
-        for n in nets.iter().filter(|n| !n.bridge.is_empty()) {
+        for n in nets.iter().filter(|n| !n.bridge.is_empty() && n.own_bridge) {
             let _ = self.block_on(link::delete(&self.host, &n.bridge));
+            let _ = self.store.write(|w| {
+                if let Some(mut r) = w.get::<NetworkRecord>(NETWORKS, &n.id)? {
+                    r.own_bridge = false;
+                    w.put(NETWORKS, &n.id, &r)?;
+                }
+                Ok(())
+            });
         }
         let _ = firewall::clear(self.backend, &self.table);
     }

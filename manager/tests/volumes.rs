@@ -1,0 +1,116 @@
+//! Black-box tests of berthd's volumes, driven by the real docker CLI over berthd's socket:
+//! named volumes outliving their containers (also a berthd kill -9), Docker's copy-up,
+//! anonymous volumes and `rm -v`, in-use refusals, tmpfs volumes, ls filters and prune.
+//! Needs root.
+//!
+//!   cargo test -p berth-manager --test volumes -- --test-threads=2
+
+mod common;
+
+use common::containers::{docker_bin, Docker};
+use common::Sandbox;
+
+fn sandbox(name: &str) -> Option<Sandbox> {
+    let docker = docker_bin();
+    if !common::need_tools(name, &["umoci", "skopeo", "docker-registry", "/bin/busybox", &docker]) {
+        return None;
+    }
+    let mut sb = Sandbox::new(name);
+    sb.start_registry(None);
+    sb.start_berthd();
+    Some(sb)
+}
+
+fn names(d: &Docker, args: &[&str]) -> Vec<String> {
+    let mut a = vec!["volume", "ls", "-q"];
+    a.extend(args);
+    d.ok(&a).split_whitespace().map(str::to_string).collect()
+}
+
+#[test]
+fn named_and_anonymous_volumes() {
+    let Some(sb) = sandbox("volnamed") else { return };
+    let mut d = Docker::new(&sb);
+    let img = d.busybox(&sb);
+
+    // A named volume keeps its data across containers; ownership and modes survive.
+    d.ok(&["volume", "create", "--label", "app=db", "dbdata"]);
+    d.ok(&["run", "--rm", "-v", "dbdata:/var/lib/db", &img, "sh", "-c", "echo row1 > /var/lib/db/t && chown 65534:65534 /var/lib/db/t && chmod 640 /var/lib/db/t"]);
+    let out = d.ok(&["run", "--rm", "-v", "dbdata:/data:ro", &img, "sh", "-c", "cat /data/t; stat -c '%u:%g %a' /data/t; touch /data/x 2>&1 || echo READONLY"]);
+    assert!(out.contains("row1") && out.contains("65534:65534 640") && out.contains("READONLY"), "{out}");
+    let mp = d.ok(&["volume", "inspect", "-f", "{{.Mountpoint}} {{.Driver}} {{.Labels.app}}", "dbdata"]);
+    assert!(mp.trim().ends_with("/dbdata/_data local db"), "{mp}");
+
+    // Copy-up: an empty volume over an image directory starts with that directory's content.
+    let out = d.ok(&["run", "--rm", "-v", "etccopy:/etc", &img, "cat", "/etc/passwd"]);
+    assert!(out.contains("root:x:0:0"), "{out}");
+    let out = d.ok(&["run", "--rm", "-v", "etccopy:/mnt", &img, "cat", "/mnt/group"]);
+    assert!(out.contains("root:x:0:"), "the volume kept the copied content: {out}");
+    // nocopy skips it.
+    let out = d.ok(&["run", "--rm", "--mount", "type=volume,source=empty,target=/etc,volume-nocopy", &img, "ls", "-A", "/etc"]);
+    assert!(!out.contains("passwd"), "nocopy: {out}");
+
+    // In use: refused while any container refers to it, running or not.
+    d.ok(&["create", "--name", "holder", "-v", "dbdata:/d", &img, "true"]);
+    let o = d.run(&["volume", "rm", "dbdata"]);
+    assert!(!o.ok() && o.stderr.contains("volume is in use"), "{o}");
+    assert!(names(&d, &["--filter", "dangling=false"]).contains(&"dbdata".to_string()));
+
+    // Anonymous volumes (`-v /path` is a VOLUME): in Mounts, removed by rm -v, named never.
+    d.ok(&["run", "--name", "anon", "-v", "/scratch", "-v", "dbdata:/named", &img, "sh", "-c", "echo a > /scratch/f"]);
+    let anon = d.inspect("anon", "{{range .Mounts}}{{if eq .Destination \"/scratch\"}}{{.Name}}{{end}}{{end}}");
+    assert_eq!(anon.len(), 64, "an anonymous volume's name is a 64-hex id: {anon:?}");
+    assert_eq!(d.inspect("anon", "{{range .Mounts}}{{if eq .Destination \"/scratch\"}}{{.Type}}{{end}}{{end}}"), "volume");
+    assert!(names(&d, &[]).contains(&anon));
+    d.ok(&["rm", "-v", "anon", "holder"]);
+    let left = names(&d, &[]);
+    assert!(!left.contains(&anon), "rm -v left the anonymous volume: {left:?}");
+    assert!(left.contains(&"dbdata".to_string()), "rm -v removed a named volume: {left:?}");
+
+    // A tmpfs volume is mounted as one.
+    d.ok(&["volume", "create", "--opt", "type=tmpfs", "--opt", "device=tmpfs", "--opt", "o=size=2m", "scratchfs"]);
+    let out = d.ok(&["run", "--rm", "-v", "scratchfs:/t", &img, "sh", "-c", "grep ' /t ' /proc/mounts"]);
+    assert!(out.contains("tmpfs") && out.contains("size=2048k"), "{out}");
+
+    // Bad input: a clear error, nothing made.
+    let o = d.run(&["volume", "create", "bad/name"]);
+    assert!(!o.ok() && o.stderr.contains("invalid characters"), "{o}");
+    let o = d.run(&["volume", "create", "-d", "nfs-plugin", "v2"]);
+    assert!(!o.ok(), "{o}");
+    assert!(!names(&d, &[]).contains(&"v2".to_string()));
+
+    // prune: anonymous ones only by default; -a takes every unused one.
+    d.ok(&["run", "--name", "anon2", "-v", "/s2", &img, "true"]);
+    let anon2 = d.inspect("anon2", "{{range .Mounts}}{{.Name}}{{end}}");
+    d.ok(&["rm", "anon2"]);
+    let out = d.ok(&["volume", "prune", "-f"]);
+    assert!(out.contains(&anon2) && !out.contains("dbdata"), "{out}");
+    let out = d.ok(&["volume", "prune", "-af"]);
+    assert!(out.contains("dbdata") && out.contains("scratchfs"), "{out}");
+    assert!(names(&d, &[]).is_empty(), "{:?}", names(&d, &[]));
+    d.finish();
+}
+
+#[test]
+fn volume_data_survives_kill9() {
+    let Some(mut sb) = sandbox("volkill") else { return };
+    let img;
+    {
+        let d = Docker::new(&sb);
+        img = d.busybox(&sb);
+        d.ok(&["run", "-d", "--name", "writer", "-v", "keep:/data", &img, "sh", "-c", "i=0; while true; do i=$((i+1)); echo $i > /data/n.tmp && mv /data/n.tmp /data/n; sleep 0.05; done"]);
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        std::mem::forget(d); // its clean-up would remove the container
+    }
+    sb.kill9_berthd();
+    sb.start_berthd();
+    let mut d = Docker::new(&sb);
+    d.track(&d.inspect("writer", "{{.Id}}"));
+    d.ok(&["stop", "-t", "1", "writer"]);
+    d.ok(&["rm", "writer"]);
+    let out = d.ok(&["run", "--rm", "-v", "keep:/data", &img, "cat", "/data/n"]);
+    let n: u64 = out.trim().parse().unwrap_or_else(|_| panic!("the volume's data is gone: {out:?}"));
+    assert!(n > 3, "{n}");
+    assert_eq!(names(&d, &[]), vec!["keep".to_string()]);
+    d.finish();
+}
