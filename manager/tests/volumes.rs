@@ -114,3 +114,47 @@ fn volume_data_survives_kill9() {
     assert_eq!(names(&d, &[]), vec!["keep".to_string()]);
     d.finish();
 }
+
+/// diff, commit (then run and push the committed image), export: the container's changes
+/// in and out, with the docker CLI.
+#[test]
+fn diff_commit_export() {
+    let Some(sb) = sandbox("volcommit") else { return };
+    let mut d = Docker::new(&sb);
+    let img = d.busybox(&sb);
+    d.ok(&["run", "--name", "c1", &img, "sh", "-c", "echo hi > /new.txt; rm /etc/group; mkdir -p /d; echo x > /d/f"]);
+    let diff = d.ok(&["diff", "c1"]);
+    let lines: Vec<&str> = diff.lines().collect();
+    for want in ["C /etc", "D /etc/group", "A /new.txt", "A /d", "A /d/f"] {
+        assert!(lines.contains(&want), "diff lacks {want:?}: {diff}");
+    }
+    assert!(!diff.contains("/proc") && !diff.contains("/etc/hosts"), "mount points are no change: {diff}");
+
+    let repo = sb.image("committed");
+    let id = d.ok(&["commit", "-m", "a message", "-a", "me", "-c", "CMD [\"cat\", \"/new.txt\"]", "-c", "ENV X=1", "c1", &format!("{repo}:v1")]);
+    assert!(id.trim().starts_with("sha256:"), "{id}");
+    assert_eq!(d.ok(&["run", "--rm", &format!("{repo}:v1")]).trim(), "hi");
+    let out = d.ok(&["run", "--rm", &format!("{repo}:v1"), "sh", "-c", "cat /etc/group 2>/dev/null || echo NOGROUP; echo X=$X; cat /d/f"]);
+    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["NOGROUP", "X=1", "x"], "{out}");
+    assert_eq!(d.inspect(&format!("{repo}:v1"), "{{.Comment}}|{{.Author}}|{{len .RootFS.Layers}}"), "a message|me|2");
+    // It pushes and pulls back like any image.
+    d.ok(&["push", &format!("{repo}:v1")]);
+    d.ok(&["rmi", &format!("{repo}:v1")]);
+    d.ok(&["pull", &format!("{repo}:v1")]);
+    assert_eq!(d.ok(&["run", "--rm", &format!("{repo}:v1")]).trim(), "hi");
+
+    // export of a stopped and of a running container.
+    let tar_of = |name: &str| {
+        let path = sb.path(&format!("{name}.tar"));
+        d.ok(&["export", "-o", path.to_str().unwrap(), name]);
+        let out = common::run_ok(&mut common::cmd("tar", &["-tf", path.to_str().unwrap()]));
+        out.stdout
+    };
+    let list = tar_of("c1");
+    assert!(list.lines().any(|l| l.trim_start_matches("./") == "new.txt"), "export lacks new.txt");
+    assert!(list.lines().any(|l| l.trim_start_matches("./") == "bin/busybox"), "export lacks the image's files");
+    assert!(!list.lines().any(|l| l.trim_start_matches("./") == "etc/group"), "export has a deleted file");
+    d.ok(&["run", "-d", "--name", "c2", &img, "sh", "-c", "echo live > /live.txt; sleep 60"]);
+    assert!(common::containers::poll(std::time::Duration::from_secs(5), || tar_of("c2").lines().any(|l| l.trim_start_matches("./") == "live.txt").then_some(())).is_some());
+    d.finish();
+}

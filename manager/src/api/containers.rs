@@ -544,3 +544,52 @@ pub async fn stats(State(d): D, Path(id): Path<String>, RawQuery(q): RawQuery) -
     });
     Ok(stream_response(rx, "application/json"))
 }
+
+/// GET /containers/{id}/changes: Docker's `[{"Path", "Kind"}]`.
+pub async fn changes(State(d): D, Path(id): Path<String>) -> ApiResult {
+    let c = d.containers.clone();
+    let list = tokio::task::spawn_blocking(move || c.changes(&id)).await.map_err(|e| Error::internal(e.to_string()))??;
+    let v: Vec<serde_json::Value> = list.iter().map(|c| serde_json::json!({ "Path": format!("/{}", c.path), "Kind": c.kind as u8 })).collect();
+    Ok(json(&v))
+}
+
+/// GET /containers/{id}/export: the filesystem as a tar, streamed as it is written.
+pub async fn export(State(d): D, Path(id): Path<String>) -> ApiResult {
+    d.containers.find(&id)?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+    let c = d.containers.clone();
+    tokio::task::spawn_blocking(move || {
+        struct ChanWriter(tokio::sync::mpsc::Sender<Bytes>);
+        impl std::io::Write for ChanWriter {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.blocking_send(Bytes::copy_from_slice(b)).map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client gone"))?;
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        if let Err(e) = c.export(&id, std::io::BufWriter::with_capacity(256 << 10, ChanWriter(tx))) {
+            tracing::warn!(container = %id, "export: {e}");
+        }
+    });
+    let s = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx)) });
+    Ok(Response::builder().status(StatusCode::OK).header("content-type", "application/x-tar").body(Body::from_stream(s)).unwrap())
+}
+
+/// POST /commit?container=&repo=&tag=&comment=&author=&pause=&changes=: body an optional
+/// config overriding the container's.
+pub async fn commit(State(d): D, RawQuery(q): RawQuery, body: Bytes) -> ApiResult {
+    let q = Query::parse(q.as_deref());
+    let container = q.get("container").filter(|c| !c.is_empty()).ok_or_else(|| Error::invalid("commit: no container given (?container=)"))?.to_string();
+    let config: Option<serde_json::Value> = if body.iter().all(|b| b.is_ascii_whitespace()) {
+        None
+    } else {
+        Some(serde_json::from_slice(&body).map_err(|e| Error::invalid(format!("invalid commit configuration: {e}")))?)
+    };
+    let pause = q.get("pause").is_none_or(|p| p.is_empty() || q.flag("pause"));
+    let opt = |k: &str| q.get(k).filter(|v| !v.is_empty()).map(str::to_string);
+    let changes: Vec<String> = q.all("changes").into_iter().flat_map(|c| c.lines().map(str::to_string).collect::<Vec<_>>()).filter(|c| !c.trim().is_empty()).collect();
+    let id = d.containers.commit(&container, opt("repo"), opt("tag"), opt("comment").unwrap_or_default(), opt("author").unwrap_or_default(), changes, pause, config).await?;
+    Ok(json_status(StatusCode::CREATED, &serde_json::json!({ "Id": id })))
+}

@@ -479,7 +479,18 @@ impl ContainerService {
         if let Some(l) = self.live.lock().unwrap().remove(&id) {
             let _ = l.exited.send(true);
         }
-        let _ = shim.delete("");
+        // The runtime's delete removes the cgroups and its state; processes of the container
+        // that are still dying can make that fail for a moment, so it is retried.
+        for attempt in 0..10 {
+            match shim.delete("") {
+                Ok(_) => break,
+                Err(e) if attempt == 9 => tracing::warn!(container = %id, "deleting the task: {e}"),
+                Err(e) => {
+                    tracing::debug!(container = %id, "deleting the task (retrying): {e}");
+                    std::thread::sleep(Duration::from_millis(50 << attempt.min(4)));
+                }
+            }
+        }
         shim.shutdown();
         self.cleanup_run(&id);
         let finished = if secs > 0 {

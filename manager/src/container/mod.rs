@@ -3,6 +3,7 @@
 //! `containerd-shim-berth-v2` (which runs berth-runtime); berthd never forks container
 //! processes itself, so containers outlive berthd and it reconnects when it comes back.
 
+mod changes;
 mod connect;
 pub mod defaults;
 mod exec;
@@ -25,6 +26,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+pub use changes::{Change, Kind as ChangeKind};
 pub use exec::ExecStart;
 pub use lifecycle::WaitTicket;
 pub use query::{ListOptions, LogOptions};

@@ -272,8 +272,105 @@ impl ImageService {
     }
 }
 
+/// What `commit` records besides the layer.
+pub struct CommitInfo<'a> {
+    /// The container's config (Docker's `ContainerConfig` JSON), before `changes`.
+    pub config: serde_json::Value,
+    pub changes: &'a [String],
+    pub author: &'a str,
+    pub comment: &'a str,
+    pub created_by: &'a str,
+    pub repo: Option<&'a str>,
+    pub tag: Option<&'a str>,
+}
+
+impl ImageService {
+    /// `commit`: a layer tar (uncompressed, overlay changes in OCI whiteout form) on top of
+    /// `parent` becomes a new image, stored, unpacked and tagged like a pulled one.
+    pub fn commit_layer(&self, parent: &ImageRecord, input: impl Read, info: CommitInfo) -> Result<String> {
+        let tag_key = match info.repo.filter(|r| !r.is_empty()) {
+            Some(r) => {
+                let mut rf = Reference::parse_name_only(r)?;
+                if let Some(t) = info.tag.filter(|t| !t.is_empty()) {
+                    rf = Reference::parse_name_only(&format!("{}:{t}", rf.name()))?;
+                }
+                Some(Reference::parse(&rf.to_string())?.tag_key().unwrap())
+            }
+            None => None,
+        };
+        let mut config = match info.config {
+            serde_json::Value::Object(m) => m,
+            _ => serde_json::Map::new(),
+        };
+        for c in info.changes {
+            apply_change(&mut config, c)?;
+        }
+        let parent_top = parent.chain_ids.last().cloned();
+        let lowers = match &parent_top {
+            Some(t) => self.snapshots.lowers(&self.store, t)?,
+            None => vec![],
+        };
+        let prepared = self.snapshots.prepare()?;
+        let mut ingest = self.content.ingest(None, None)?;
+        let (diff_id, stats) = {
+            let gz = flate2::write::GzEncoder::new(&mut ingest, flate2::Compression::fast());
+            let mut tee = TeeWrite { inner: input, out: gz };
+            let mut h = HashReader { inner: &mut tee, hasher: Sha256::new(), count: 0 };
+            let stats = apply::apply_layer(&mut h, &prepared.fs(), &lowers).map_err(|e| Error::internal(format!("commit: {e}")))?;
+            io::copy(&mut h, &mut io::sink())?;
+            let d = format!("sha256:{}", hex::encode(h.hasher.finalize()));
+            tee.out.finish()?;
+            (d, stats)
+        };
+        let size = ingest.written();
+        let blob = ingest.commit()?;
+        let mut diffs: Vec<String> = parent.layers.iter().map(|l| l.diff_id.clone()).collect();
+        diffs.push(diff_id.clone());
+        let chains = chain_ids(&diffs);
+        let top = chains.last().cloned().unwrap_or_default();
+        let _lease = self.lease([blob.clone(), top.clone()]);
+        let snap = self.snapshots.commit(&self.store, prepared, &top, parent_top.as_deref(), &diff_id, stats.bytes)?;
+        let now = super::now_rfc3339();
+        let mut cfg = self.config_json(parent)?;
+        cfg["created"] = json!(now);
+        cfg["config"] = serde_json::Value::Object(config);
+        if !info.author.is_empty() {
+            cfg["author"] = json!(info.author);
+        }
+        cfg["rootfs"] = json!({ "type": "layers", "diff_ids": diffs });
+        let mut h = json!({ "created": now, "created_by": info.created_by });
+        if !info.author.is_empty() {
+            h["author"] = json!(info.author);
+        }
+        if !info.comment.is_empty() {
+            h["comment"] = json!(info.comment);
+        }
+        match cfg.get_mut("history").and_then(|v| v.as_array_mut()) {
+            Some(a) => a.push(h),
+            None => cfg["history"] = json!([h]),
+        }
+        let id = self.content.put(&serde_json::to_vec(&cfg).map_err(|e| Error::internal(e.to_string()))?, None)?;
+        let mut layers = parent.layers.clone();
+        layers.push(LayerRecord { digest: blob, media_type: dist::MT_DOCKER_LAYER_GZIP.into(), size, diff_id });
+        let rec = ImageRecord {
+            id: id.clone(),
+            manifest: None,
+            manifest_media_type: None,
+            repo_digests: vec![],
+            extra_blobs: vec![],
+            layers,
+            chain_ids: chains,
+            size: parent.size + snap.size,
+            added: now,
+            last_tag_time: None,
+        };
+        self.commit_image(rec, tag_key.as_slice(), None)?;
+        Ok(id)
+    }
+}
+
 /// `--change` for import: the Dockerfile instructions that only touch the config.
-fn apply_change(cfg: &mut serde_json::Map<String, serde_json::Value>, change: &str) -> Result<()> {
+pub(crate) fn apply_change(cfg: &mut serde_json::Map<String, serde_json::Value>, change: &str) -> Result<()> {
     let (instr, rest) = change.trim().split_once(char::is_whitespace).unwrap_or((change.trim(), ""));
     let rest = rest.trim();
     let list = |s: &str| -> serde_json::Value {

@@ -2,6 +2,7 @@
 //! prune and garbage collection of blobs and snapshots no image refers to.
 
 mod archive;
+pub use archive::CommitInfo;
 mod layer;
 pub mod layer_reader {
     pub use super::layer::ChannelReader;

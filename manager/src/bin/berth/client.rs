@@ -117,6 +117,14 @@ impl Req {
     }
 }
 
+#[cfg(test)]
+impl Req {
+    /// The request target as it would be sent to a daemon speaking API `version`.
+    pub fn uri(&self, version: &str) -> String {
+        versioned_uri(version, self)
+    }
+}
+
 fn full_body(bytes: Vec<u8>) -> ReqBody {
     UnsyncBoxBody::new(Full::new(Bytes::from(bytes)).map_err(|never| match never {}))
 }

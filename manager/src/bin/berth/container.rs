@@ -1,9 +1,13 @@
 //! Container commands: the `container` group and the lifecycle commands (stop, kill,
-//! restart, pause, unpause, rm, wait, rename), logs, top, port, prune and inspect.
+//! restart, pause, unpause, rm, wait, rename), logs, top, port, diff, export, commit, prune
+//! and inspect.
 //! run/create, exec, attach/start, ps, stats and events live in their own modules.
 
-use anyhow::anyhow;
-use bollard_stubs::models::{ContainerPruneResponse, ContainerTopResponse};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::{anyhow, bail};
+use bollard_stubs::models::{ContainerPruneResponse, ContainerTopResponse, IdResponse};
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args, Subcommand};
 use futures_util::future::join_all;
@@ -13,8 +17,9 @@ use crate::client::{filters_json, version_less, ClientError, Req};
 use crate::exec::{self, ExecArgs};
 use crate::format::tabwrite_with;
 use crate::hijack;
-use crate::image::confirm;
+use crate::image::{self, confirm};
 use crate::inspect::{self, Kind};
+use crate::network::trim_id;
 use crate::ps::{self, PsArgs};
 use crate::run::{self, CreateArgs, RunArgs};
 use crate::stats::{self, StatsArgs};
@@ -25,10 +30,16 @@ use crate::{Ctx, StatusError};
 pub enum ContainerCommand {
     /// Attach local standard input, output, and error streams to a running container
     Attach(AttachArgs),
+    /// Create a new image from a container's changes
+    Commit(CommitArgs),
     /// Create a new container
     Create(CreateArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(DiffArgs),
     /// Execute a command in a running container
     Exec(ExecArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(ExportArgs),
     /// Display detailed information on one or more containers
     Inspect(ContainerInspectArgs),
     /// Kill one or more running containers
@@ -70,8 +81,11 @@ pub enum ContainerCommand {
 pub async fn run_group(ctx: &Ctx, cmd: ContainerCommand) -> anyhow::Result<()> {
     match cmd {
         ContainerCommand::Attach(a) => attach::attach(ctx, a).await,
+        ContainerCommand::Commit(a) => commit(ctx, a).await,
         ContainerCommand::Create(a) => run::create(ctx, a).await,
+        ContainerCommand::Diff(a) => diff(ctx, a).await,
         ContainerCommand::Exec(a) => exec::exec(ctx, a).await,
+        ContainerCommand::Export(a) => export(ctx, a).await,
         ContainerCommand::Inspect(a) => inspect_containers(ctx, a).await,
         ContainerCommand::Kill(a) => kill(ctx, a).await,
         ContainerCommand::Logs(a) => logs(ctx, a).await,
@@ -483,6 +497,132 @@ pub async fn port(ctx: &Ctx, args: PortArgs) -> anyhow::Result<()> {
 }
 
 // ---------------------------------------------------------------------------------------
+// diff / export / commit
+
+#[derive(Args, Debug)]
+pub struct DiffArgs {
+    /// Container
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+/// One entry of `GET /containers/{id}/changes`. Kind is kept as a number so that a kind
+/// this CLI does not know prints as docker prints it (an empty type) instead of failing.
+#[derive(serde::Deserialize, Debug)]
+struct Change {
+    #[serde(rename = "Path")]
+    path: String,
+    #[serde(rename = "Kind")]
+    kind: i64,
+}
+
+/// docker's `{{.Type}} {{.Path}}` lines, in the daemon's order: 0 = C (modified),
+/// 1 = A (added), 2 = D (deleted).
+fn diff_lines(changes: &[Change]) -> String {
+    let mut out = String::new();
+    for c in changes {
+        let kind = match c.kind {
+            0 => "C",
+            1 => "A",
+            2 => "D",
+            _ => "",
+        };
+        out.push_str(kind);
+        out.push(' ');
+        out.push_str(&c.path);
+        out.push('\n');
+    }
+    out
+}
+
+pub async fn diff(ctx: &Ctx, args: DiffArgs) -> anyhow::Result<()> {
+    let id = trim_id("container", &args.container)?;
+    // docker's daemon answers `null` when nothing changed
+    let changes: Option<Vec<Change>> = ctx.client.json(Req::get(format!("/containers/{id}/changes"))).await?;
+    print!("{}", diff_lines(&changes.unwrap_or_default()));
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// Write to a file, instead of STDOUT
+    #[arg(short = 'o', long = "output", value_name = "string")]
+    pub output: Option<String>,
+    /// Container
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+pub async fn export(ctx: &Ctx, args: ExportArgs) -> anyhow::Result<()> {
+    // docker: `-o ""` is stdout
+    let output = args.output.filter(|o| !o.is_empty()).map(PathBuf::from);
+    if output.is_none() && std::io::stdout().is_terminal() {
+        bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
+    }
+    if let Some(out) = &output {
+        image::validate_output_path(out).map_err(|e| anyhow!("failed to export container: {e}"))?;
+    }
+    let id = trim_id("container", &args.container)?;
+    let resp = ctx.client.send(Req::get(format!("/containers/{id}/export"))).await?;
+    match &output {
+        Some(out) => image::body_to_file(resp.into_body(), out).await,
+        None => image::body_to_stdout(resp.into_body()).await,
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct CommitArgs {
+    /// Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")
+    #[arg(short = 'a', long = "author", value_name = "string")]
+    pub author: Option<String>,
+    /// Apply Dockerfile instruction to the created image
+    #[arg(short = 'c', long = "change", value_name = "list")]
+    pub change: Vec<String>,
+    /// Commit message
+    #[arg(short = 'm', long = "message", value_name = "string")]
+    pub message: Option<String>,
+    /// Pause container during commit (default true)
+    #[arg(short = 'p', long = "pause", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "true", hide_default_value = true, hide_possible_values = true, value_parser = BoolishValueParser::new(), action = ArgAction::Set)]
+    pub pause: bool,
+    /// Container
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    /// Name (and tag) of the new image
+    #[arg(value_name = "REPOSITORY[:TAG]")]
+    pub reference: Option<String>,
+}
+
+/// `POST /commit`: docker's query (repo and tag as `tag` splits them, `latest` by
+/// default; one `changes` per -c; empty values left out) and an empty JSON config.
+fn commit_request(args: &CommitArgs) -> anyhow::Result<Req> {
+    let id = trim_id("container", &args.container)?;
+    let (repo, tag) = match args.reference.as_deref() {
+        Some(r) if !r.is_empty() => {
+            let (repo, tag) = image::repo_and_tag(r)?;
+            (Some(repo), Some(tag))
+        }
+        _ => (None, None),
+    };
+    let mut req = Req::post("/commit")
+        .query("container", id)
+        .query_opt("repo", repo.as_deref())
+        .query_opt("tag", tag.as_deref())
+        .query_opt("comment", args.message.as_deref())
+        .query_opt("author", args.author.as_deref())
+        .query("pause", if args.pause { "true" } else { "false" });
+    for change in &args.change {
+        req = req.query("changes", change.clone());
+    }
+    Ok(req.json_body(&serde_json::json!({})))
+}
+
+pub async fn commit(ctx: &Ctx, args: CommitArgs) -> anyhow::Result<()> {
+    let resp: IdResponse = ctx.client.json(commit_request(&args)?).await?;
+    println!("{}", resp.id);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
 // prune / inspect
 
 #[derive(Args, Debug)]
@@ -558,5 +698,71 @@ mod tests {
         );
         assert_eq!(join_host_port("::", "80"), "[::]:80");
         assert_eq!(join_host_port("0.0.0.0", "80"), "0.0.0.0:80");
+    }
+
+    #[test]
+    fn diff_lines_follow_docker() {
+        let changes: Vec<Change> = serde_json::from_str(
+            r#"[{"Path":"/a","Kind":0},{"Path":"/a/b","Kind":1},{"Path":"/x","Kind":2},{"Path":"/a/c d","Kind":1}]"#,
+        )
+        .unwrap();
+        assert_eq!(diff_lines(&changes), "C /a\nA /a/b\nD /x\nA /a/c d\n");
+        assert_eq!(diff_lines(&[]), "");
+        let unknown: Vec<Change> = serde_json::from_str(r#"[{"Path":"/q","Kind":7}]"#).unwrap();
+        assert_eq!(diff_lines(&unknown), " /q\n");
+        let none: Option<Vec<Change>> = serde_json::from_str("null").unwrap();
+        assert!(none.is_none());
+    }
+
+    fn commit_args(argv: &[&str]) -> CommitArgs {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct P {
+            #[command(flatten)]
+            a: CommitArgs,
+        }
+        let mut full = vec!["commit"];
+        full.extend_from_slice(argv);
+        P::try_parse_from(full).unwrap_or_else(|e| panic!("{argv:?}: {e}")).a
+    }
+
+    fn commit_uri(argv: &[&str]) -> String {
+        commit_request(&commit_args(argv)).unwrap().uri("1.47")
+    }
+
+    #[test]
+    fn commit_query_follows_docker() {
+        assert_eq!(commit_uri(&["c1"]), "/v1.47/commit?container=c1&pause=true");
+        assert_eq!(
+            commit_uri(&["c1", "busybox"]),
+            "/v1.47/commit?container=c1&repo=busybox&tag=latest&pause=true"
+        );
+        assert_eq!(
+            commit_uri(&["-p=false", "c1", "localhost:5000/me/app:v2"]),
+            "/v1.47/commit?container=c1&repo=localhost%3A5000%2Fme%2Fapp&tag=v2&pause=false"
+        );
+        assert_eq!(
+            commit_uri(&[
+                "-a", "J. Smith <js@example.com>",
+                "-m", "fix: a&b=c",
+                "--change", "ENV A=1 B=2",
+                "-c", "CMD [\"sh\", \"-c\"]",
+                "--pause=false",
+                "c1",
+                "docker.io/library/app:1.0",
+            ]),
+            "/v1.47/commit?container=c1&repo=app&tag=1.0&comment=fix%3A%20a%26b%3Dc\
+             &author=J.%20Smith%20%3Cjs%40example.com%3E&pause=false\
+             &changes=ENV%20A%3D1%20B%3D2&changes=CMD%20%5B%22sh%22%2C%20%22-c%22%5D"
+        );
+        assert!(commit_args(&["-p", "c1"]).pause);
+        assert!(commit_args(&["--pause=true", "c1"]).pause);
+        let err = |argv: &[&str]| commit_request(&commit_args(argv)).err().map(|e| e.to_string());
+        assert_eq!(
+            err(&["c1", "app@sha256:abcd"]).as_deref(),
+            Some("refusing to create a tag with a digest reference")
+        );
+        assert!(err(&["c1", "App"]).is_some_and(|e| e.starts_with("invalid reference format")));
+        assert_eq!(err(&[" ", "app"]).as_deref(), Some("invalid container name or ID: value is empty"));
     }
 }

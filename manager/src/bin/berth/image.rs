@@ -11,6 +11,7 @@ use bollard_stubs::models::{
 };
 use clap::{Args, Subcommand};
 use http_body_util::BodyExt;
+use hyper::body::Incoming;
 use tokio::io::AsyncWriteExt;
 
 use crate::auth;
@@ -354,14 +355,23 @@ pub struct TagArgs {
     pub target: String,
 }
 
-pub async fn tag(ctx: &Ctx, args: TagArgs) -> anyhow::Result<()> {
-    let target = parse_ref(&args.target)?;
+/// Splits `REPOSITORY[:TAG]` into the API's `repo` (familiar name) and `tag` (`latest`
+/// when none is given); a digest is refused (docker's TagNameOnly + FamiliarName). Used by
+/// `tag` and `commit`.
+pub fn repo_and_tag(reference: &str) -> anyhow::Result<(String, String)> {
+    let target = parse_ref(reference)?;
     if target.digest.is_some() {
         bail!("refusing to create a tag with a digest reference");
     }
+    let tag = target.tag_or_latest().unwrap_or_else(|| "latest".into());
+    Ok((target.familiar_name(), tag))
+}
+
+pub async fn tag(ctx: &Ctx, args: TagArgs) -> anyhow::Result<()> {
+    let (repo, tag) = repo_and_tag(&args.target)?;
     let req = Req::post(format!("/images/{}/tag", args.source))
-        .query("repo", target.familiar_name())
-        .query("tag", target.tag_or_latest().unwrap_or_else(|| "latest".into()));
+        .query("repo", repo)
+        .query("tag", tag);
     ctx.client.call(req).await?;
     Ok(())
 }
@@ -506,51 +516,85 @@ pub async fn save(ctx: &Ctx, args: SaveArgs) -> anyhow::Result<()> {
         bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
     }
     if let Some(out) = &args.output {
-        let dir = parent_dir(out);
-        if !dir.is_dir() {
-            bail!("failed to save image: invalid output path: directory {:?} does not exist", dir.display().to_string());
-        }
+        validate_output_path(out).map_err(|e| anyhow!("failed to save image: {e}"))?;
     }
     let mut req = Req::get("/images/get");
     for image in &args.images {
         req = req.query("names", image.clone());
     }
     let resp = ctx.client.send(req).await?;
-    let mut body = resp.into_body();
     match &args.output {
-        Some(out) => {
-            let tmp = parent_dir(out).join(format!(
-                ".{}.berth-{}",
-                out.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
-                std::process::id()
-            ));
-            let result = async {
-                let mut file = tokio::fs::File::create(&tmp).await?;
-                while let Some(frame) = body.frame().await {
-                    if let Ok(data) = frame?.into_data() {
-                        file.write_all(&data).await?;
-                    }
-                }
-                file.sync_all().await?;
-                tokio::fs::rename(&tmp, out).await?;
-                anyhow::Ok(())
+        Some(out) => body_to_file(resp.into_body(), out)
+            .await
+            .with_context(|| format!("failed to save image to {}", out.display())),
+        None => body_to_stdout(resp.into_body()).await,
+    }
+}
+
+/// docker's ValidateOutputPath, for `-o FILE`: the directory must exist, and an existing
+/// FILE must be a directory or a regular file (a device such as /dev/null would otherwise
+/// be replaced by the renamed temporary file).
+pub fn validate_output_path(out: &Path) -> Result<(), String> {
+    let dir = parent_dir(out);
+    if !dir.is_dir() {
+        return Err(format!(
+            "invalid output path: directory {:?} does not exist",
+            dir.display().to_string()
+        ));
+    }
+    match std::fs::metadata(out) {
+        Ok(m) => {
+            use std::os::unix::fs::FileTypeExt;
+            let t = m.file_type();
+            if t.is_block_device() || t.is_char_device() {
+                return Err(format!(
+                    "invalid output path: {:?} must be a directory or a regular file: got a device",
+                    out.display().to_string()
+                ));
             }
-            .await;
-            if let Err(e) = result {
-                let _ = tokio::fs::remove_file(&tmp).await;
-                return Err(e).with_context(|| format!("failed to save image to {}", out.display()));
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("stat {}: {e}", out.display())),
+    }
+}
+
+/// Streams a response body into `out` through a temporary file in the same directory,
+/// renamed into place once complete (docker's CopyToFile): a failed transfer leaves no
+/// partial `out` behind.
+pub async fn body_to_file(mut body: Incoming, out: &Path) -> anyhow::Result<()> {
+    let tmp = parent_dir(out).join(format!(
+        ".{}.berth-{}",
+        out.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+        std::process::id()
+    ));
+    let result = async {
+        let mut file = tokio::fs::File::create(&tmp).await?;
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame?.into_data() {
+                file.write_all(&data).await?;
             }
         }
-        None => {
-            let mut stdout = tokio::io::stdout();
-            while let Some(frame) = body.frame().await {
-                if let Ok(data) = frame?.into_data() {
-                    stdout.write_all(&data).await?;
-                }
-            }
-            stdout.flush().await?;
+        file.sync_all().await?;
+        tokio::fs::rename(&tmp, out).await?;
+        anyhow::Ok(())
+    }
+    .await;
+    if result.is_err() {
+        let _ = tokio::fs::remove_file(&tmp).await;
+    }
+    result
+}
+
+/// Streams a response body to stdout as it arrives.
+pub async fn body_to_stdout(mut body: Incoming) -> anyhow::Result<()> {
+    let mut stdout = tokio::io::stdout();
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            stdout.write_all(&data).await?;
         }
     }
+    stdout.flush().await?;
     Ok(())
 }
 

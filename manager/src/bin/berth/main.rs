@@ -101,6 +101,12 @@ enum Command {
     Port(container::PortArgs),
     /// Get real time events from the server
     Events(events::EventsArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(container::DiffArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(container::ExportArgs),
+    /// Create a new image from a container's changes
+    Commit(container::CommitArgs),
     /// Manage containers
     #[command(subcommand, arg_required_else_help = true)]
     Container(container::ContainerCommand),
@@ -203,6 +209,9 @@ async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Stats(a) => stats::stats(ctx, a).await,
         Command::Port(a) => container::port(ctx, a).await,
         Command::Events(a) => events::events(ctx, a).await,
+        Command::Diff(a) => container::diff(ctx, a).await,
+        Command::Export(a) => container::export(ctx, a).await,
+        Command::Commit(a) => container::commit(ctx, a).await,
         Command::Container(c) => container::run_group(ctx, c).await,
         Command::Pull(a) => image::pull(ctx, a).await,
         Command::Push(a) => image::push(ctx, a).await,
@@ -325,6 +334,12 @@ mod tests {
             &["berth", "network", "ls", "-q", "--filter", "driver=bridge"],
             &["berth", "volume", "create", "-o", "type=tmpfs", "--label", "a=b", "v1"],
             &["berth", "volume", "prune", "-af", "--filter", "label=x"],
+            &["berth", "diff", "c"],
+            &["berth", "container", "diff", "c"],
+            &["berth", "export", "-o", "c.tar", "c"],
+            &["berth", "container", "export", "--output=c.tar", "c"],
+            &["berth", "commit", "-p=false", "-c", "ENV A=1", "-c", "CMD x", "-m", "msg", "-a", "me", "c", "repo:tag"],
+            &["berth", "container", "commit", "--pause", "--change=EXPOSE 80", "c"],
         ] {
             Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
         }
