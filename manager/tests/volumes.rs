@@ -158,3 +158,62 @@ fn diff_commit_export() {
     assert!(common::containers::poll(std::time::Duration::from_secs(5), || tar_of("c2").lines().any(|l| l.trim_start_matches("./") == "live.txt").then_some(())).is_some());
     d.finish();
 }
+
+/// `docker cp` both ways through the archive API: files, directories, stdout tar, a stopped
+/// container, into a volume of a running one, and a hostile container whose links point at
+/// host paths: cp stays inside the container.
+#[test]
+fn cp_both_ways_and_contained() {
+    let Some(sb) = sandbox("volcp") else { return };
+    let mut d = Docker::new(&sb);
+    let img = d.busybox(&sb);
+    let host = sb.path("hostside");
+    std::fs::create_dir_all(host.join("dir/sub")).unwrap();
+    std::fs::write(host.join("hello.txt"), "from the host\n").unwrap();
+    std::fs::write(host.join("dir/sub/f"), "nested\n").unwrap();
+    let secret = sb.path("secret");
+    std::fs::create_dir_all(&secret).unwrap();
+    std::fs::write(secret.join("sentinel"), "host only\n").unwrap();
+    let h = |p: &str| host.join(p).to_str().unwrap().to_string();
+
+    // A running container, with links at host paths and a volume.
+    let links = format!("ln -s {0} /evil; ln -s {0}/sentinel /evil-file; exec sleep 600", secret.display());
+    d.ok(&["run", "-d", "--name", "cc", "-v", "cpvol:/data", &img, "sh", "-c", &links]);
+    d.ok(&["cp", &h("hello.txt"), "cc:/tmp/"]);
+    d.ok(&["cp", &h("dir"), "cc:/tmp/dir"]);
+    d.ok(&["cp", &h("hello.txt"), "cc:/data/"]);
+    let out = d.ok(&["exec", "cc", "sh", "-c", "cat /tmp/hello.txt /tmp/dir/sub/f /data/hello.txt"]);
+    assert_eq!(out, "from the host\nnested\nfrom the host\n");
+    let out = d.ok(&["run", "--rm", "-v", "cpvol:/v", &img, "cat", "/v/hello.txt"]);
+    assert_eq!(out, "from the host\n", "cp into a running container's volume");
+    // Out: a directory and a file; `-` is a tar on stdout.
+    d.ok(&["cp", "cc:/etc", &h("out")]);
+    assert!(std::fs::read_to_string(host.join("out/passwd")).unwrap().contains("root:x:0:0"));
+    let tar = d.ok(&["cp", "cc:/etc/group", "-"]);
+    assert!(tar.contains("group") && tar.contains("root:x:0:"), "tar on stdout");
+    // Hostile links resolve inside the container: nothing of the host is read or written.
+    // A link is copied as the link itself (docker cp without -L), never as what it points at.
+    let o = d.run(&["cp", "cc:/evil-file", &h("stolen")]);
+    if let Ok(md) = std::fs::symlink_metadata(host.join("stolen")) {
+        assert!(md.file_type().is_symlink(), "cp read the host through a link: {o}");
+    }
+    let o = d.run(&["cp", "cc:/evil/sentinel", &h("stolen2")]);
+    assert!(!o.ok() && !host.join("stolen2").exists(), "a link at a host directory was followed: {o}");
+    let _ = d.run(&["cp", &h("hello.txt"), "cc:/evil/"]);
+    let _ = d.run(&["cp", &h("hello.txt"), "cc:/evil/injected"]);
+    let names: Vec<String> = std::fs::read_dir(&secret).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(names, ["sentinel"], "cp wrote to the host through a link");
+    assert_eq!(std::fs::read_to_string(secret.join("sentinel")).unwrap(), "host only\n");
+    // A missing path: docker's error.
+    let o = d.run(&["cp", "cc:/no/such", &h("x")]);
+    assert!(!o.ok() && o.stderr.contains("Could not find the file"), "{o}");
+
+    // A stopped (never started) container.
+    d.ok(&["create", "--name", "ss", &img, "cat", "/hello.txt"]);
+    d.ok(&["cp", &h("hello.txt"), "ss:/"]);
+    let out = d.ok(&["start", "-a", "ss"]);
+    assert_eq!(out, "from the host\n");
+    d.ok(&["cp", "ss:/hello.txt", &h("back.txt")]);
+    assert_eq!(std::fs::read_to_string(host.join("back.txt")).unwrap(), "from the host\n");
+    d.finish();
+}

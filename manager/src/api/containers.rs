@@ -593,3 +593,67 @@ pub async fn commit(State(d): D, RawQuery(q): RawQuery, body: Bytes) -> ApiResul
     let id = d.containers.commit(&container, opt("repo"), opt("tag"), opt("comment").unwrap_or_default(), opt("author").unwrap_or_default(), changes, pause, config).await?;
     Ok(json_status(StatusCode::CREATED, &serde_json::json!({ "Id": id })))
 }
+
+fn path_stat_header(st: &crate::container::PathStat) -> HeaderValue {
+    use base64::Engine;
+    let j = serde_json::to_vec(st).unwrap_or_default();
+    HeaderValue::from_str(&base64::engine::general_purpose::STANDARD.encode(j)).unwrap_or(HeaderValue::from_static(""))
+}
+
+fn archive_path(q: &Query) -> Result<String, Error> {
+    q.get("path").filter(|p| !p.is_empty()).map(str::to_string).ok_or_else(|| Error::invalid("path is required (?path=)"))
+}
+
+/// HEAD /containers/{id}/archive?path=: the path's stat in `X-Docker-Container-Path-Stat`.
+pub async fn archive_head(State(d): D, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult {
+    let path = archive_path(&Query::parse(q.as_deref()))?;
+    let st = d.containers.path_stat(&id, &path).await?;
+    Ok(Response::builder().status(StatusCode::OK).header("x-docker-container-path-stat", path_stat_header(&st)).body(Body::empty()).unwrap())
+}
+
+/// GET /containers/{id}/archive?path=: the path as a tar, streamed.
+pub async fn archive_get(State(d): D, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult {
+    let path = archive_path(&Query::parse(q.as_deref()))?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+    let (stat_tx, stat_rx) = tokio::sync::oneshot::channel();
+    struct ChanWriter(tokio::sync::mpsc::Sender<Bytes>);
+    impl std::io::Write for ChanWriter {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.blocking_send(Bytes::copy_from_slice(b)).map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client gone"))?;
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let c = d.containers.clone();
+    let (idc, pathc) = (id.clone(), path.clone());
+    tokio::spawn(async move {
+        if let Err(e) = c.read_archive(&idc, &pathc, std::io::BufWriter::with_capacity(256 << 10, ChanWriter(tx)), stat_tx).await {
+            tracing::debug!(container = %idc, "archive of {pathc}: {e}");
+        }
+    });
+    let st = match stat_rx.await {
+        Ok(r) => r?,
+        // The operation failed before it could stat (no such container, …): ask again for the error.
+        Err(_) => {
+            d.containers.path_stat(&id, &path).await?;
+            return Err(Error::internal("archive failed").into());
+        }
+    };
+    let s = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx)) });
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "application/x-tar")
+        .header("x-docker-container-path-stat", path_stat_header(&st))
+        .body(Body::from_stream(s))
+        .unwrap())
+}
+
+/// PUT /containers/{id}/archive?path=DIR: the body (a tar) extracted into DIR.
+pub async fn archive_put(State(d): D, Path(id): Path<String>, RawQuery(q): RawQuery, body: Body) -> ApiResult {
+    let path = archive_path(&Query::parse(q.as_deref()))?;
+    let reader = super::body_reader(body);
+    d.containers.extract_archive(&id, &path, reader).await?;
+    Ok(StatusCode::OK.into_response())
+}

@@ -142,6 +142,7 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .route("/containers/{id}/top", get(containers::top))
         .route("/containers/{id}/changes", get(containers::changes))
         .route("/containers/{id}/export", get(containers::export))
+        .route("/containers/{id}/archive", get(containers::archive_get).head(containers::archive_head).put(containers::archive_put))
         .route("/commit", post(containers::commit))
         .route("/containers/{id}/stats", get(containers::stats))
         .route("/containers/{id}/logs", get(containers::logs))

@@ -3,6 +3,7 @@
 //! `containerd-shim-berth-v2` (which runs berth-runtime); berthd never forks container
 //! processes itself, so containers outlive berthd and it reconnects when it comes back.
 
+mod archive;
 mod changes;
 mod connect;
 pub mod defaults;
@@ -26,6 +27,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+pub use archive::PathStat;
 pub use changes::{Change, Kind as ChangeKind};
 pub use exec::ExecStart;
 pub use lifecycle::WaitTicket;
