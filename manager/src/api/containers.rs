@@ -25,7 +25,7 @@ fn not_modified() -> Response {
 }
 
 fn filters(q: &Query) -> Result<std::collections::HashMap<String, Vec<String>>, ApiError> {
-    Ok(crate::image::ListFilters::parse_any(q.get("filters"))?.0)
+    Ok(super::filters(q)?)
 }
 
 pub async fn create(State(d): D, RawQuery(q): RawQuery, body: Bytes) -> ApiResult {
@@ -556,25 +556,14 @@ pub async fn changes(State(d): D, Path(id): Path<String>) -> ApiResult {
 /// GET /containers/{id}/export: the filesystem as a tar, streamed as it is written.
 pub async fn export(State(d): D, Path(id): Path<String>) -> ApiResult {
     d.containers.find(&id)?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+    let (w, body) = super::body_channel();
     let c = d.containers.clone();
     tokio::task::spawn_blocking(move || {
-        struct ChanWriter(tokio::sync::mpsc::Sender<Bytes>);
-        impl std::io::Write for ChanWriter {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.blocking_send(Bytes::copy_from_slice(b)).map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client gone"))?;
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        if let Err(e) = c.export(&id, std::io::BufWriter::with_capacity(256 << 10, ChanWriter(tx))) {
+        if let Err(e) = c.export(&id, w) {
             tracing::warn!(container = %id, "export: {e}");
         }
     });
-    let s = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx)) });
-    Ok(Response::builder().status(StatusCode::OK).header("content-type", "application/x-tar").body(Body::from_stream(s)).unwrap())
+    Ok(Response::builder().status(StatusCode::OK).header("content-type", "application/x-tar").body(body).unwrap())
 }
 
 /// POST /commit?container=&repo=&tag=&comment=&author=&pause=&changes=: body an optional
@@ -614,22 +603,12 @@ pub async fn archive_head(State(d): D, Path(id): Path<String>, RawQuery(q): RawQ
 /// GET /containers/{id}/archive?path=: the path as a tar, streamed.
 pub async fn archive_get(State(d): D, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult {
     let path = archive_path(&Query::parse(q.as_deref()))?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+    let (w, body) = super::body_channel();
     let (stat_tx, stat_rx) = tokio::sync::oneshot::channel();
-    struct ChanWriter(tokio::sync::mpsc::Sender<Bytes>);
-    impl std::io::Write for ChanWriter {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.blocking_send(Bytes::copy_from_slice(b)).map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client gone"))?;
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
     let c = d.containers.clone();
     let (idc, pathc) = (id.clone(), path.clone());
     tokio::spawn(async move {
-        if let Err(e) = c.read_archive(&idc, &pathc, std::io::BufWriter::with_capacity(256 << 10, ChanWriter(tx)), stat_tx).await {
+        if let Err(e) = c.read_archive(&idc, &pathc, w, stat_tx).await {
             tracing::debug!(container = %idc, "archive of {pathc}: {e}");
         }
     });
@@ -641,12 +620,11 @@ pub async fn archive_get(State(d): D, Path(id): Path<String>, RawQuery(q): RawQu
             return Err(Error::internal("archive failed").into());
         }
     };
-    let s = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx)) });
     Ok(Response::builder()
         .status(StatusCode::OK)
         .header("content-type", "application/x-tar")
         .header("x-docker-container-path-stat", path_stat_header(&st))
-        .body(Body::from_stream(s))
+        .body(body)
         .unwrap())
 }
 

@@ -67,6 +67,37 @@ pub fn stream_response(rx: tokio::sync::mpsc::UnboundedReceiver<Bytes>, content_
     Response::builder().status(StatusCode::OK).header("content-type", content_type).body(Body::from_stream(s)).unwrap()
 }
 
+/// A `Write` for blocking code whose bytes become a response body (tar exports): bounded,
+/// so a slow client slows the writer instead of filling memory.
+pub struct BodyWriter(tokio::sync::mpsc::Sender<Bytes>);
+
+impl std::io::Write for BodyWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.blocking_send(Bytes::copy_from_slice(b)).map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client gone"))?;
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A buffered [`BodyWriter`] and the body it feeds.
+pub fn body_channel() -> (std::io::BufWriter<BodyWriter>, Body) {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+    let s = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx)) });
+    (std::io::BufWriter::with_capacity(256 << 10, BodyWriter(tx)), Body::from_stream(s))
+}
+
+/// Docker's `filters` query parameter (JSON), as key → values.
+pub fn filters(q: &Query) -> Result<HashMap<String, Vec<String>>, Error> {
+    Ok(crate::image::ListFilters::parse_any(q.get("filters"))?.0)
+}
+
+/// Blocking service work (disk, mounts, netlink, nft) off the async workers.
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> crate::errors::Result<T> + Send + 'static) -> crate::errors::Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| Error::internal(e.to_string()))?
+}
+
 /// Query parameters, keeping repeated keys (`names=a&names=b`).
 #[derive(Default, Debug)]
 pub struct Query(pub HashMap<String, Vec<String>>);

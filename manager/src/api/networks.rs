@@ -1,6 +1,6 @@
 //! /networks/…: handlers parse, call the network (or container) service once, render.
 
-use super::{json, json_status, ApiResult, Query};
+use super::{blocking, filters, json, json_status, ApiResult, Query};
 use crate::errors::Error;
 use crate::Daemon;
 use axum::body::Bytes;
@@ -16,14 +16,7 @@ fn body<T: serde::de::DeserializeOwned>(b: &Bytes, what: &str) -> Result<T, Erro
     serde_json::from_slice(b).map_err(|e| Error::invalid(format!("invalid {what}: {e}")))
 }
 
-fn filters(q: &Query) -> Result<std::collections::HashMap<String, Vec<String>>, Error> {
-    Ok(crate::image::ListFilters::parse_any(q.get("filters"))?.0)
-}
 
-/// Blocking network operations (netlink, nft) off the async workers.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> crate::errors::Result<T> + Send + 'static) -> crate::errors::Result<T> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| Error::internal(e.to_string()))?
-}
 
 pub async fn list(State(d): D, RawQuery(q): RawQuery) -> ApiResult {
     let f = filters(&Query::parse(q.as_deref()))?;

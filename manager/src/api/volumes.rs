@@ -1,6 +1,6 @@
 //! /volumes/…: handlers parse, call the volume service once, render.
 
-use super::{json, json_status, ApiResult, Query};
+use super::{blocking, filters, json, json_status, ApiResult, Query};
 use crate::errors::Error;
 use crate::Daemon;
 use axum::body::Bytes;
@@ -12,14 +12,7 @@ use std::sync::Arc;
 
 type D = State<Arc<Daemon>>;
 
-fn filters(q: &Query) -> Result<std::collections::HashMap<String, Vec<String>>, Error> {
-    Ok(crate::image::ListFilters::parse_any(q.get("filters"))?.0)
-}
 
-/// Volume work touches the disk (and mounts): off the async workers.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> crate::errors::Result<T> + Send + 'static) -> crate::errors::Result<T> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| Error::internal(e.to_string()))?
-}
 
 pub async fn list(State(d): D, RawQuery(q): RawQuery) -> ApiResult {
     let f = filters(&Query::parse(q.as_deref()))?;

@@ -176,8 +176,7 @@ impl ContainerService {
 
     /// A network (by ID or name) that some container is configured to join.
     pub fn network_in_use(&self, net: &str) -> bool {
-        let id = self.networks.find(net).map(|n| n.id).unwrap_or_default();
-        let name = self.networks.find(net).map(|n| n.name).unwrap_or_default();
+        let (id, name) = self.networks.find(net).map(|n| (n.id, n.name)).unwrap_or_default();
         self.store.list::<ContainerRecord>(CONTAINERS).unwrap_or_default().iter().any(|(_, r)| {
             r.bridge_networks().iter().any(|(n, _)| *n == net || *n == id || *n == name)
         })

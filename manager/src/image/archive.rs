@@ -213,16 +213,7 @@ impl ImageService {
 
     /// `import`: a root filesystem tar (plain or compressed) becomes a one-layer image.
     pub fn import(&self, input: impl Read, repo: Option<&str>, tag: Option<&str>, message: &str, changes: &[String]) -> Result<String> {
-        let tag_key = match repo.filter(|r| !r.is_empty()) {
-            Some(r) => {
-                let mut rf = Reference::parse_name_only(r)?;
-                if let Some(t) = tag.filter(|t| !t.is_empty()) {
-                    rf = Reference::parse_name_only(&format!("{}:{t}", rf.name()))?;
-                }
-                Some(Reference::parse(&rf.to_string())?.tag_key().unwrap())
-            }
-            None => None,
-        };
+        let tag_key = tag_key(repo, tag)?;
         let mut config_extra = serde_json::Map::new();
         for c in changes {
             apply_change(&mut config_extra, c)?;
@@ -272,6 +263,16 @@ impl ImageService {
     }
 }
 
+/// The store's tag key for an optional `repo` and `tag` (import, commit).
+fn tag_key(repo: Option<&str>, tag: Option<&str>) -> Result<Option<String>> {
+    let Some(r) = repo.filter(|r| !r.is_empty()) else { return Ok(None) };
+    let mut rf = Reference::parse_name_only(r)?;
+    if let Some(t) = tag.filter(|t| !t.is_empty()) {
+        rf = Reference::parse_name_only(&format!("{}:{t}", rf.name()))?;
+    }
+    Ok(Some(Reference::parse(&rf.to_string())?.tag_key().unwrap()))
+}
+
 /// What `commit` records besides the layer.
 pub struct CommitInfo<'a> {
     /// The container's config (Docker's `ContainerConfig` JSON), before `changes`.
@@ -288,16 +289,7 @@ impl ImageService {
     /// `commit`: a layer tar (uncompressed, overlay changes in OCI whiteout form) on top of
     /// `parent` becomes a new image, stored, unpacked and tagged like a pulled one.
     pub fn commit_layer(&self, parent: &ImageRecord, input: impl Read, info: CommitInfo) -> Result<String> {
-        let tag_key = match info.repo.filter(|r| !r.is_empty()) {
-            Some(r) => {
-                let mut rf = Reference::parse_name_only(r)?;
-                if let Some(t) = info.tag.filter(|t| !t.is_empty()) {
-                    rf = Reference::parse_name_only(&format!("{}:{t}", rf.name()))?;
-                }
-                Some(Reference::parse(&rf.to_string())?.tag_key().unwrap())
-            }
-            None => None,
-        };
+        let tag_key = tag_key(info.repo, info.tag)?;
         let mut config = match info.config {
             serde_json::Value::Object(m) => m,
             _ => serde_json::Map::new(),
