@@ -2,6 +2,7 @@
 //! embedded store and the Docker Engine API.
 
 pub mod api;
+pub mod build;
 pub mod config;
 pub mod content;
 pub mod distribution;
@@ -26,6 +27,7 @@ pub struct Daemon {
     pub containers: Arc<container::ContainerService>,
     pub networks: Arc<network::NetworkService>,
     pub volumes: Arc<volume::VolumeService>,
+    pub builds: Arc<build::BuildService>,
     pub events: Arc<events::Events>,
     /// The ttrpc server the shims publish their events to; kept alive with the daemon.
     _events_server: std::sync::Mutex<Option<containerd_shim_protos::ttrpc::Server>>,
@@ -63,7 +65,8 @@ impl Daemon {
         });
         let server = task::events::serve(&config.exec_root, sink)?;
         containers.recover().await?;
-        Ok(Arc::new(Daemon { config, id, images, containers, networks, volumes, events, _events_server: std::sync::Mutex::new(Some(server)) }))
+        let builds = build::BuildService::new(store.clone(), images.clone(), containers.clone(), &config.data_root)?;
+        Ok(Arc::new(Daemon { config, id, images, containers, networks, volumes, builds, events, _events_server: std::sync::Mutex::new(Some(server)) }))
     }
 
     /// Graceful stop: with nothing left running, networks leave no bridge or rule behind.

@@ -19,7 +19,7 @@ fn auth(h: &HeaderMap) -> Option<crate::distribution::Credentials> {
 pub async fn list(State(d): D, RawQuery(q): RawQuery) -> ApiResult {
     let q = Query::parse(q.as_deref());
     let filters = ListFilters::parse(q.get("filters"))?;
-    Ok(json(&d.images.list(&filters)?))
+    Ok(json(&d.images.list(&filters, q.flag("all"))?))
 }
 
 /// POST /images/create: pull (`fromImage`) or import (`fromSrc=-`).

@@ -1,6 +1,7 @@
 //! The Docker Engine API on a unix socket: routing, version prefixes and negotiation, the
 //! headers Docker sends, and the one place errors become HTTP statuses.
 
+mod build;
 mod containers;
 mod images;
 mod networks;
@@ -151,6 +152,8 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .route("/info", get(system::info))
         .route("/system/df", get(system::df))
         .route("/auth", post(system::auth))
+        .route("/build", post(build::build))
+        .route("/build/prune", post(build::prune))
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::create))
         .route("/images/load", post(images::load))

@@ -45,7 +45,7 @@ pub async fn version() -> ApiResult {
 }
 
 pub async fn info(State(d): State<Arc<Daemon>>) -> ApiResult {
-    let images = d.images.list(&Default::default())?.len() as i64;
+    let images = d.images.list(&Default::default(), true)?.len() as i64;
     let (total, running, paused, stopped) = d.containers.running_count()?;
     let cgroup_v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
     let mem_total = std::fs::read_to_string("/proc/meminfo")
@@ -94,7 +94,7 @@ pub async fn info(State(d): State<Arc<Daemon>>) -> ApiResult {
 
 /// Disk usage in the shape API ≤ 1.51 clients read (`LayersSize`, `Images`, …).
 pub async fn df(State(d): State<Arc<Daemon>>) -> ApiResult {
-    let images = d.images.list(&Default::default())?;
+    let images = d.images.list(&Default::default(), true)?;
     let containers = d.containers.list(&crate::container::ListOptions { all: true, ..Default::default() })?;
     Ok(json(&serde_json::json!({
         "LayersSize": d.images.layers_size()?,

@@ -111,8 +111,23 @@ fn write_layer(upper: &Path, changes: &[Change], w: impl Write) -> std::io::Resu
     b.finish()
 }
 
+/// The changes in `upper` (an overlay upper directory over `lowers`) as a layer on top of
+/// `parent`: a new image. The tar is produced on a thread of its own and consumed as written.
+pub(crate) fn commit_upper(images: &crate::image::ImageService, parent: &crate::image::ImageRecord, upper: &Path, lowers: &[PathBuf], info: crate::image::CommitInfo) -> Result<String> {
+    let mut list = vec![];
+    walk(upper, lowers, "", &mut list)?;
+    let upper = upper.to_path_buf();
+    let (reader, writer) = std::io::pipe()?;
+    let producer = std::thread::spawn(move || write_layer(&upper, &list, writer));
+    let res = images.commit_layer(parent, reader, info);
+    let produced = producer.join().map_err(|_| Error::internal("commit: the layer writer panicked"))?;
+    let image = res?;
+    produced.map_err(|e| Error::internal(format!("commit: writing the layer: {e}")))?;
+    Ok(image)
+}
+
 impl ContainerService {
-    fn image_lowers(&self, rec: &ContainerRecord) -> Result<Vec<PathBuf>> {
+    pub(crate) fn image_lowers(&self, rec: &ContainerRecord) -> Result<Vec<PathBuf>> {
         let img = self.images.get_record(&rec.image_id).map_err(|_| Error::not_found(format!("image {} of container {} is gone", rec.image_id, rec.name)))?;
         match img.chain_ids.last() {
             Some(top) => self.images.snapshots.lowers(&self.store, top),
@@ -156,11 +171,6 @@ impl ContainerService {
     fn commit_blocking(&self, id: &str, repo: Option<String>, tag: Option<String>, comment: String, author: String, changes: Vec<String>, config: Option<serde_json::Value>) -> Result<String> {
         let rec = self.get(id)?;
         let parent = self.images.get_record(&rec.image_id).map_err(|_| Error::not_found(format!("image {} of container {} is gone", rec.image_id, rec.name)))?;
-        let list = self.changes(id)?;
-        let upper = self.data_dir(id).join("upper");
-        // The tar is produced on a thread of its own and consumed as it is written.
-        let (reader, writer) = std::io::pipe()?;
-        let producer = std::thread::spawn(move || write_layer(&upper, &list, writer));
         let mut cfg = serde_json::to_value(&rec.config).map_err(|e| Error::internal(e.to_string()))?;
         if let (Some(serde_json::Value::Object(over)), Some(base)) = (config, cfg.as_object_mut()) {
             for (k, v) in over {
@@ -169,10 +179,8 @@ impl ContainerService {
         }
         let created_by = std::iter::once(rec.path.as_str()).chain(rec.args.iter().map(String::as_str)).collect::<Vec<_>>().join(" ");
         let info = crate::image::CommitInfo { config: cfg, changes: &changes, author: &author, comment: &comment, created_by: &created_by, repo: repo.as_deref(), tag: tag.as_deref() };
-        let res = self.images.commit_layer(&parent, reader, info);
-        let produced = producer.join().map_err(|_| Error::internal("commit: the layer writer panicked"))?;
-        let image = res?;
-        produced.map_err(|e| Error::internal(format!("commit: writing the layer: {e}")))?;
+        let lowers = self.image_lowers(&rec)?;
+        let image = commit_upper(&self.images, &parent, &self.data_dir(id).join("upper"), &lowers, info)?;
         Ok(image)
     }
 

@@ -4,7 +4,7 @@
 //! processes itself, so containers outlive berthd and it reconnects when it comes back.
 
 mod archive;
-mod changes;
+pub(crate) mod changes;
 mod connect;
 pub mod defaults;
 mod exec;
@@ -14,7 +14,7 @@ mod mounts;
 mod netns;
 mod query;
 pub mod record;
-mod spec;
+pub(crate) mod spec;
 mod stats;
 
 use crate::errors::{Error, Result};

@@ -192,7 +192,7 @@ impl ImageService {
                 Some((mb, mt)) if self.manifest_matches(mb, &layers) => (Some(self.content.put(mb, None)?), Some(mt.clone())),
                 _ => (None, None),
             };
-            let rec = ImageRecord { id: id.clone(), manifest, manifest_media_type, repo_digests: vec![], extra_blobs: vec![], layers, chain_ids: chains, size, added: super::now_rfc3339(), last_tag_time: None };
+            let rec = ImageRecord { id: id.clone(), manifest, manifest_media_type, repo_digests: vec![], extra_blobs: vec![], layers, chain_ids: chains, size, added: super::now_rfc3339(), last_tag_time: None, parent: None };
             self.commit_image(rec, &keys, None)?;
             if tags.is_empty() {
                 out.push(format!("Loaded image ID: {id}"));
@@ -257,6 +257,7 @@ impl ImageService {
             size: snap.size,
             added: now,
             last_tag_time: None,
+            parent: None,
         };
         self.commit_image(rec, tag_key.as_slice(), None)?;
         Ok(id)
@@ -355,9 +356,48 @@ impl ImageService {
             size: parent.size + snap.size,
             added: now,
             last_tag_time: None,
+            parent: Some(parent.id.clone()),
         };
         self.commit_image(rec, tag_key.as_slice(), None)?;
         Ok(id)
+    }
+}
+
+impl ImageService {
+    /// A new image with `parent`'s layers and a new `config` (a build step that changes only
+    /// the configuration: ENV, CMD, LABEL…), recorded in the history as an empty layer.
+    pub fn derive(&self, parent: &ImageRecord, config: serde_json::Map<String, serde_json::Value>, created_by: &str, author: Option<&str>) -> Result<String> {
+        let now = super::now_rfc3339();
+        let mut cfg = self.config_json(parent)?;
+        cfg["created"] = json!(now);
+        cfg["config"] = serde_json::Value::Object(config);
+        if let Some(a) = author {
+            cfg["author"] = json!(a);
+        }
+        let h = json!({ "created": now, "created_by": created_by, "empty_layer": true });
+        match cfg.get_mut("history").and_then(|v| v.as_array_mut()) {
+            Some(a) => a.push(h),
+            None => cfg["history"] = json!([h]),
+        }
+        let id = self.content.put(&serde_json::to_vec(&cfg).map_err(|e| Error::internal(e.to_string()))?, None)?;
+        let rec = ImageRecord { id: id.clone(), manifest: None, manifest_media_type: None, repo_digests: vec![], extra_blobs: vec![], layers: parent.layers.clone(), chain_ids: parent.chain_ids.clone(), size: parent.size, added: now, last_tag_time: None, parent: Some(parent.id.clone()) };
+        self.commit_image(rec, &[], None)?;
+        Ok(id)
+    }
+
+    /// `FROM scratch`: an image with no layers and an empty configuration, to build on.
+    pub fn scratch(&self) -> Result<ImageRecord> {
+        let cfg = json!({
+            "architecture": super::pull::Platform::host().arch,
+            "os": "linux",
+            "config": {},
+            "rootfs": { "type": "layers", "diff_ids": [] },
+            "history": [],
+        });
+        let id = self.content.put(&serde_json::to_vec(&cfg).map_err(|e| Error::internal(e.to_string()))?, None)?;
+        let rec = ImageRecord { id, manifest: None, manifest_media_type: None, repo_digests: vec![], extra_blobs: vec![], layers: vec![], chain_ids: vec![], size: 0, added: super::now_rfc3339(), last_tag_time: None, parent: None };
+        self.commit_image(rec.clone(), &[], None)?;
+        Ok(rec)
     }
 }
 

@@ -3,7 +3,7 @@
 
 mod archive;
 pub use archive::CommitInfo;
-mod layer;
+pub(crate) mod layer;
 pub mod layer_reader {
     pub use super::layer::ChannelReader;
 }
@@ -57,6 +57,10 @@ pub struct ImageRecord {
     /// When berth stored it (RFC 3339).
     pub added: String,
     pub last_tag_time: Option<String>,
+    /// The image this one was built or committed on (Docker's `Parent`); an untagged image
+    /// that is some other image's parent is a build step, hidden from `images` without `-a`.
+    #[serde(default)]
+    pub parent: Option<String>,
 }
 
 pub struct ImageService {

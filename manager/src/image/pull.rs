@@ -126,6 +126,7 @@ impl ImageService {
             size,
             added: super::now_rfc3339(),
             last_tag_time: None,
+            parent: None,
         };
         let tags: Vec<String> = r.tag_key().filter(|_| r.digest.is_none()).into_iter().collect();
         let changed = self.commit_image(rec, &tags, Some(format!("{}@{top_digest}", r.name())))?;

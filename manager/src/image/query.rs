@@ -82,7 +82,7 @@ impl ImageService {
         let labels = cfg.pointer("/config/Labels").and_then(|l| serde_json::from_value::<HashMap<String, String>>(l.clone()).ok()).unwrap_or_default();
         Ok(ImageSummary {
             id: rec.id.clone(),
-            parent_id: String::new(),
+            parent_id: rec.parent.clone().unwrap_or_default(),
             repo_tags: tags.to_vec(),
             repo_digests: rec.repo_digests.iter().map(|d| familiar_key(d)).collect(),
             created: unix(cfg.get("created").and_then(|c| c.as_str())),
@@ -94,18 +94,35 @@ impl ImageService {
         })
     }
 
-    pub fn list(&self, filters: &ListFilters) -> Result<Vec<ImageSummary>> {
+    /// `images`; without `all`, build steps (untagged images some other image is built on)
+    /// are left out, as Docker does.
+    pub fn list(&self, filters: &ListFilters, all: bool) -> Result<Vec<ImageSummary>> {
         let tags = self.all_tags()?;
+        let records = self.store.list::<ImageRecord>(IMAGES)?;
+        let parents: std::collections::HashSet<&str> = records.iter().filter_map(|(_, r)| r.parent.as_deref()).collect();
         let mut out = Vec::new();
-        for (_, rec) in self.store.list::<ImageRecord>(IMAGES)? {
+        for (_, rec) in &records {
             let t = tags.get(&rec.id).cloned().unwrap_or_default();
-            let s = self.summary(&rec, &t)?;
+            if !all && t.is_empty() && parents.contains(rec.id.as_str()) {
+                continue;
+            }
+            let s = self.summary(rec, &t)?;
             if self.matches(&s, filters)? {
                 out.push(s);
             }
         }
         out.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
         Ok(out)
+    }
+
+    /// Whether some image was built or committed on this one.
+    pub fn has_children(&self, id: &str) -> Result<bool> {
+        Ok(self.store.list::<ImageRecord>(IMAGES)?.iter().any(|(_, r)| r.parent.as_deref() == Some(id)))
+    }
+
+    /// Bytes held by unpacked layers.
+    pub fn disk_usage_bytes(&self) -> Result<u64> {
+        Ok(self.store.list::<crate::snapshot::SnapshotRecord>(crate::store::SNAPSHOTS)?.iter().map(|(_, s)| s.size).sum())
     }
 
     fn matches(&self, s: &ImageSummary, f: &ListFilters) -> Result<bool> {
@@ -216,7 +233,7 @@ impl ImageService {
         let mut f = ListFilters(filters.0.clone());
         f.0.remove("dangling");
         f.0.remove("until");
-        for s in self.list(&f)? {
+        for s in self.list(&f, true)? {
             if (dangling_only && !s.repo_tags.is_empty()) || self.used_by(&s.id).is_some() {
                 continue;
             }

@@ -210,6 +210,8 @@ impl Docker {
         c.env("DOCKER_HOST", &self.host);
         c.env("DOCKER_CONFIG", &self.config);
         c.env("DOCKER_CLI_HINTS", "false");
+        // The classic builder: the API berthd serves for `docker build`.
+        c.env("DOCKER_BUILDKIT", "0");
         for v in ["DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_API_VERSION"] {
             c.env_remove(v);
         }
