@@ -191,3 +191,80 @@ fn multistage_ignore_errors_and_restart() {
     assert_ne!(o.trim(), d2.inspect("ms:1", "{{.Id}}"), "--no-cache builds anew");
     d.finish();
 }
+
+#[test]
+fn instructions_scratch_heredoc_onbuild_and_stdin() {
+    let Some(sb) = sandbox("buildins") else { return };
+    let mut d = Docker::new(&sb);
+    let img = d.busybox(&sb);
+    // A file served over HTTP on loopback, for ADD URL (busybox httpd on the host).
+    let www = sb.path("www");
+    write(&www, "remote.txt", "from the web\n");
+    let port = 20000 + (std::process::id() % 20000) as u16;
+    let mut httpd = std::process::Command::new("/bin/busybox").args(["httpd", "-f", "-p", &format!("127.0.0.1:{port}"), "-h", www.to_str().unwrap()]).spawn().unwrap();
+    let ctx = sb.path("ctx");
+    write(&ctx, "base.Dockerfile", &format!(
+        "FROM {img}\nONBUILD RUN echo triggered > /onbuild.txt\nONBUILD ENV FROM_TRIGGER=yes\n"));
+    d.ok(&["build", "-t", "trig:1", "-f", ctx.join("base.Dockerfile").to_str().unwrap(), ctx.to_str().unwrap()]);
+    assert_eq!(d.inspect("trig:1", "{{json .Config.OnBuild}}"), r#"["RUN echo triggered > /onbuild.txt","ENV FROM_TRIGGER=yes"]"#);
+    write(&ctx, "Dockerfile", &format!(concat!(
+        "# escape=`\n",
+        "FROM trig:1\n",
+        "SHELL [\"/bin/sh\", \"-e\", \"-c\"]\n",
+        "ARG WHO=world\n",
+        "ENV DIR=/srv/${{WHO:-nobody}} EMPTY=\n",
+        "RUN <<EOF\n",
+        "mkdir -p $DIR\n",
+        "echo \"hello $WHO\" > $DIR/hello.txt\n",
+        "EOF\n",
+        "RUN cat > /script.sh <<'END' && chmod +x /script.sh\n",
+        "echo \"literal $DIR\"\n",
+        "END\n",
+        "ADD http://127.0.0.1:{port}/remote.txt /downloaded/\n",
+        "COPY <<EOF /etc/motd\n",
+        "welcome\n",
+        "EOF\n",
+        "VOLUME /data\n",
+        "VOLUME [\"/cache\"]\n",
+        "STOPSIGNAL SIGINT\n",
+        "HEALTHCHECK --interval=5s --timeout=2s --retries=4 CMD test -f /onbuild.txt\n",
+        "ENTRYPOINT [\"/bin/sh\", \"-c\"]\n",
+        "CMD [\"cat $DIR/hello.txt /onbuild.txt /downloaded/remote.txt /etc/motd; cat /script.sh; echo $FROM_TRIGGER ${{EMPTY:+set}}${{EMPTY:-unset}}\"]\n",
+        "WORKDIR `\n",
+        "    /work/dir\n",
+    ), port = port));
+    let out = d.ok(&["build", "-t", "ins:1", "--build-arg", "WHO=berth", "--label", "built.by=test", ctx.to_str().unwrap()]);
+    assert!(out.contains("# Executing 2 build triggers"), "{out}");
+    let _ = httpd.kill();
+    let _ = httpd.wait();
+    let run = d.ok(&["run", "--rm", "ins:1"]);
+    for want in ["hello berth", "triggered", "from the web", "welcome", "literal $DIR", "yes unset"] {
+        assert!(run.contains(want), "missing {want:?}: {run}");
+    }
+    assert_eq!(d.ok(&["run", "--rm", "--entrypoint", "pwd", "ins:1"]).trim(), "/work/dir");
+    assert_eq!(d.inspect("ins:1", "{{.Config.StopSignal}} {{json .Config.Shell}} {{index .Config.Labels \"built.by\"}}"), r#"SIGINT ["/bin/sh","-e","-c"] test"#);
+    assert_eq!(d.inspect("ins:1", "{{range $k, $v := .Config.Volumes}}{{$k}} {{end}}"), "/cache /data");
+    assert_eq!(d.inspect("ins:1", "{{json .Config.Healthcheck}}"), r#"{"Test":["CMD-SHELL","test -f /onbuild.txt"],"Interval":5000000000,"Timeout":2000000000,"Retries":4}"#);
+    assert_eq!(d.inspect("ins:1", "{{json .Config.OnBuild}}"), "null", "triggers run once, not inherited");
+    assert_eq!(d.ok(&["run", "--rm", "--entrypoint", "stat", "ins:1", "-c", "%a", "/downloaded/remote.txt"]).trim(), "600");
+
+    // FROM scratch with a context sent on stdin as a tar.
+    let sctx = sb.path("sctx");
+    write(&sctx, "Dockerfile", "FROM scratch\nCOPY hello /\nCOPY bin /bin\nCMD [\"/bin/sh\", \"-c\", \"cat /hello\"]\n");
+    write(&sctx, "hello", "from scratch\n");
+    fs::create_dir_all(sctx.join("bin")).unwrap();
+    fs::copy("/bin/busybox", sctx.join("bin/sh")).unwrap();
+    fs::copy("/bin/busybox", sctx.join("bin/cat")).unwrap();
+    let tarfile = sb.path("sctx.tar");
+    common::run_ok(&mut common::cmd("tar", &["-C", sctx.to_str().unwrap(), "-cf", tarfile.to_str().unwrap(), "."]));
+    let o = d.run_stdin(&["build", "-t", "scr:1", "-"], &fs::read(&tarfile).unwrap());
+    assert!(o.ok(), "{o}");
+    assert_eq!(d.ok(&["run", "--rm", "scr:1"]).trim(), "from scratch");
+    assert_eq!(d.inspect("scr:1", "{{len .RootFS.Layers}}"), "2", "two COPY layers and nothing else");
+
+    // Prune forgets the cache: the next build runs every step again.
+    d.ok(&["builder", "prune", "-f"]);
+    let out = d.ok(&["build", "-t", "scr:1", sctx.to_str().unwrap()]);
+    assert_eq!(cache_hits(&out).0, 0, "{out}");
+    d.finish();
+}
