@@ -154,6 +154,14 @@ fn diff_commit_export() {
     assert!(list.lines().any(|l| l.trim_start_matches("./") == "new.txt"), "export lacks new.txt");
     assert!(list.lines().any(|l| l.trim_start_matches("./") == "bin/busybox"), "export lacks the image's files");
     assert!(!list.lines().any(|l| l.trim_start_matches("./") == "etc/group"), "export has a deleted file");
+    // import of that export: a one-layer image with the container's files, that runs.
+    let exported = sb.path("c1.tar");
+    let o = d.run_stdin(&["import", "-c", "CMD [\"cat\", \"/new.txt\"]", "-", "imported:c1"], &std::fs::read(&exported).unwrap());
+    assert!(o.ok(), "{o}");
+    assert_eq!(d.inspect("imported:c1", "{{len .RootFS.Layers}}"), "1");
+    assert_eq!(d.ok(&["run", "--rm", "imported:c1"]).trim(), "hi", "the imported image runs its CMD");
+    let o = d.run(&["run", "--rm", "imported:c1", "cat", "/etc/group"]);
+    assert!(!o.ok(), "the deleted file stays deleted in the import: {o}");
     d.ok(&["run", "-d", "--name", "c2", &img, "sh", "-c", "echo live > /live.txt; sleep 60"]);
     assert!(common::containers::poll(std::time::Duration::from_secs(5), || tar_of("c2").lines().any(|l| l.trim_start_matches("./") == "live.txt").then_some(())).is_some());
     d.finish();
@@ -215,5 +223,13 @@ fn cp_both_ways_and_contained() {
     assert_eq!(out, "from the host\n");
     d.ok(&["cp", "ss:/hello.txt", &h("back.txt")]);
     assert_eq!(std::fs::read_to_string(host.join("back.txt")).unwrap(), "from the host\n");
+    // -a (copyUIDGID): what lands is owned by the container's user.
+    d.ok(&["create", "--name", "nobody", "--user", "65534:65534", &img, "true"]);
+    d.ok(&["cp", "-a", &h("hello.txt"), "nobody:/tmp/"]);
+    d.ok(&["cp", &h("hello.txt"), "nobody:/"]);
+    let tar = d.ok(&["cp", "nobody:/tmp/hello.txt", "-"]);
+    let mut a = tar::Archive::new(tar.as_bytes());
+    let e = a.entries().unwrap().next().unwrap().unwrap();
+    assert_eq!((e.header().uid().unwrap(), e.header().gid().unwrap()), (65534, 65534), "cp -a chowns to the container's user");
     d.finish();
 }

@@ -630,8 +630,9 @@ pub async fn archive_get(State(d): D, Path(id): Path<String>, RawQuery(q): RawQu
 
 /// PUT /containers/{id}/archive?path=DIR: the body (a tar) extracted into DIR.
 pub async fn archive_put(State(d): D, Path(id): Path<String>, RawQuery(q): RawQuery, body: Body) -> ApiResult {
-    let path = archive_path(&Query::parse(q.as_deref()))?;
+    let q = Query::parse(q.as_deref());
+    let path = archive_path(&q)?;
     let reader = super::body_reader(body);
-    d.containers.extract_archive(&id, &path, reader).await?;
+    d.containers.extract_archive(&id, &path, reader, q.flag("copyUIDGID")).await?;
     Ok(StatusCode::OK.into_response())
 }

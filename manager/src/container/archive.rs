@@ -228,21 +228,67 @@ impl ContainerService {
         .await
     }
 
-    /// PUT /containers/{id}/archive: extract `tar` into the directory `path`.
-    pub async fn extract_archive(self: &Arc<Self>, name: &str, path: &str, tar: impl Read + Send + 'static) -> Result<()> {
+    /// PUT /containers/{id}/archive: extract `tar` into the directory `path`; with
+    /// `copy_uid_gid` (docker cp -a) everything is owned by the container's user.
+    pub async fn extract_archive(self: &Arc<Self>, name: &str, path: &str, tar: impl Read + Send + 'static, copy_uid_gid: bool) -> Result<()> {
         let path = path.to_string();
+        let user = self.find(name)?.config.user.clone().unwrap_or_default();
         self.with_root(name, move |_, root, cname| {
+            let owner = if copy_uid_gid {
+                let u = super::spec::resolve_user(&PathBuf::from(format!("/proc/self/fd/{}", root.fd.as_raw_fd())), &user, &[])?;
+                Some((u.uid, u.gid))
+            } else {
+                None
+            };
             let how = OpenHow::new().flags(OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC).resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
             let rel = path.trim_start_matches('/');
             let dir = own(openat2(root.fd.as_raw_fd(), if rel.is_empty() { "." } else { rel }, how).map_err(|e| nerr(&path, cname, e))?);
             // The directory by its fd: the applier resolves every entry inside it, so the
             // tar cannot climb out of it, whatever links the container holds.
             let at = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
-            crate::snapshot::apply::apply_layer(tar, &at, &[]).map_err(|e| Error::invalid(format!("extracting into {path}: {e}")))?;
+            let bad = |e: &dyn std::fmt::Display| Error::invalid(format!("extracting into {path}: {e}"));
+            match owner {
+                None => {
+                    crate::snapshot::apply::apply_layer(tar, &at, &[]).map_err(|e| bad(&e))?;
+                }
+                Some(o) => {
+                    let (reader, writer) = std::io::pipe()?;
+                    std::thread::scope(|sc| -> Result<()> {
+                        let t = sc.spawn(move || rewrite_owner(tar, writer, o));
+                        let applied = crate::snapshot::apply::apply_layer(reader, &at, &[]);
+                        // A tar the rewriter could not read is an error even if what it
+                        // passed on applied cleanly.
+                        let rewritten = t.join().map_err(|_| Error::internal("the tar rewriter panicked"))?;
+                        applied.map_err(|e| bad(&e))?;
+                        rewritten.map_err(|e| bad(&e))
+                    })?;
+                }
+            }
             Ok(())
         })
         .await
     }
+}
+
+/// Copy a tar with every entry owned by `owner` (uid, gid).
+fn rewrite_owner(input: impl Read, out: impl Write, owner: (u32, u32)) -> std::io::Result<()> {
+    let mut a = tar::Archive::new(input);
+    let mut b = tar::Builder::new(out);
+    for e in a.entries()? {
+        let mut e = e?;
+        let mut h = e.header().clone();
+        h.set_uid(owner.0 as u64);
+        h.set_gid(owner.1 as u64);
+        let path = e.path()?.into_owned();
+        match e.header().entry_type() {
+            tar::EntryType::Symlink | tar::EntryType::Link => {
+                let target = e.link_name()?.map(|l| l.into_owned()).unwrap_or_default();
+                b.append_link(&mut h, &path, target)?;
+            }
+            _ => b.append_data(&mut h, &path, &mut e)?,
+        }
+    }
+    b.finish()
 }
 
 fn stat_path(root: RawFd, path: &str, cname: &str) -> Result<PathStat> {

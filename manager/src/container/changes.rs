@@ -81,6 +81,30 @@ fn walk(upper: &Path, lowers: &[PathBuf], rel: &str, out: &mut Vec<Change>) -> s
     Ok(any)
 }
 
+/// A file's extended attributes as PAX records (`SCHILY.xattr.NAME`), overlay's own left out:
+/// file capabilities (`security.capability`) and ACLs survive a commit.
+fn xattrs_of(p: &Path) -> Vec<(String, Vec<u8>)> {
+    let Ok(c) = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()) else { return vec![] };
+    let mut names = vec![0u8; 4096];
+    // SAFETY: llistxattr writes at most names.len() bytes into names; c is NUL-terminated.
+    let n = unsafe { libc::llistxattr(c.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
+    if n <= 0 {
+        return vec![];
+    }
+    let mut out = vec![];
+    for name in names[..n as usize].split(|b| *b == 0).filter(|n| !n.is_empty() && !n.starts_with(b"trusted.overlay.")) {
+        let Ok(cn) = std::ffi::CString::new(name) else { continue };
+        let mut val = vec![0u8; 64 * 1024];
+        // SAFETY: lgetxattr writes at most val.len() bytes into val; both strings are NUL-terminated.
+        let m = unsafe { libc::lgetxattr(c.as_ptr(), cn.as_ptr(), val.as_mut_ptr().cast(), val.len()) };
+        if m >= 0 {
+            val.truncate(m as usize);
+            out.push((format!("SCHILY.xattr.{}", String::from_utf8_lossy(name)), val));
+        }
+    }
+    out
+}
+
 /// The layer tar for `changes` (OCI whiteouts: `.wh.NAME`, `.wh..wh..opq`).
 fn write_layer(upper: &Path, changes: &[Change], w: impl Write) -> std::io::Result<()> {
     let mut b = tar::Builder::new(w);
@@ -102,7 +126,12 @@ fn write_layer(upper: &Path, changes: &[Change], w: impl Write) -> std::io::Resu
             b.append_data(&mut empty(&path), &path, std::io::empty())?;
             continue;
         }
-        b.append_path_with_name(upper.join(&c.path), &c.path)?;
+        let full = upper.join(&c.path);
+        let xattrs = xattrs_of(&full);
+        if !xattrs.is_empty() {
+            b.append_pax_extensions(xattrs.iter().map(|(k, v)| (k.as_str(), v.as_slice())))?;
+        }
+        b.append_path_with_name(&full, &c.path)?;
         if c.opaque {
             let path = format!("{}/.wh..wh..opq", c.path);
             b.append_data(&mut empty(&path), &path, std::io::empty())?;
@@ -231,6 +260,9 @@ mod tests {
         std::fs::create_dir_all(upper.join("new/sub")).unwrap();
         std::fs::write(upper.join("new/sub/f"), "f").unwrap();
         nix::sys::stat::mknod(&upper.join("gone"), nix::sys::stat::SFlag::S_IFCHR, nix::sys::stat::Mode::empty(), 0).unwrap();
+        let f = std::ffi::CString::new(upper.join("new/sub/f").as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: the path and name are NUL-terminated; the value is 3 bytes long.
+        let set = unsafe { libc::lsetxattr(f.as_ptr(), c"user.berth".as_ptr(), b"yes".as_ptr().cast(), 3, 0) };
         let mut out = vec![];
         walk(&upper, &[lower.clone()], "", &mut out).unwrap();
         let got: Vec<(String, Kind)> = out.iter().map(|c| (c.path.clone(), c.kind)).collect();
@@ -249,8 +281,24 @@ mod tests {
         let mut tar_bytes = vec![];
         write_layer(&upper, &out, &mut tar_bytes).unwrap();
         let mut a = tar::Archive::new(&tar_bytes[..]);
-        let names: Vec<String> = a.entries().unwrap().map(|e| e.unwrap().path().unwrap().to_string_lossy().trim_end_matches('/').to_string()).collect();
+        let mut names = vec![];
+        let mut xattr = None;
+        for e in a.entries().unwrap() {
+            let mut e = e.unwrap();
+            let name = e.path().unwrap().to_string_lossy().trim_end_matches('/').to_string();
+            if let Some(Ok(exts)) = e.pax_extensions().unwrap() {
+                for x in exts.flatten() {
+                    if x.key() == Ok("SCHILY.xattr.user.berth") {
+                        xattr = Some((name.clone(), x.value_bytes().to_vec()));
+                    }
+                }
+            }
+            names.push(name);
+        }
         assert_eq!(names, ["etc", "etc/passwd", ".wh.gone", "new", "new/sub", "new/sub/f"]);
+        if set == 0 {
+            assert_eq!(xattr, Some(("new/sub/f".to_string(), b"yes".to_vec())), "the xattr is in the layer");
+        }
         std::fs::remove_dir_all(&t).unwrap();
     }
 }
