@@ -152,6 +152,14 @@ fn multistage_ignore_errors_and_restart() {
     let files = d.ok(&["run", "--rm", "ms:1", "sh", "-c", "ls /copied /globbed /kept; stat -c '%u:%g %a %n' /kept/public.txt"]);
     assert!(files.contains("artifact\nextra") && files.contains("a.txt") && !files.contains("b.txt"), "{files}");
     assert!(files.contains("public.txt") && !files.contains("secret.key") && files.contains("65534:65534 600 /kept/public.txt"), "{files}");
+    // The berth CLI builds the same context: its own tar of the directory, .dockerignore
+    // applied, the classic stream rendered; -q prints the ID, --iidfile keeps it.
+    let iid = sb.path("iid");
+    let out = sb.berth_ok(&["build", "-q", "--iidfile", iid.to_str().unwrap(), "-t", "ms:berth", "--build-arg", "FLAVOR=fancy", c]);
+    assert_eq!(out.trim(), d.inspect("ms:1", "{{.Id}}"), "an unchanged context from the berth CLI hits the cache: {out}");
+    assert_eq!(fs::read_to_string(&iid).unwrap().trim(), out.trim());
+    let o = sb.berth(&["build", "-t", "x", &format!("{c}/no-such-dir")]);
+    assert!(!o.ok() && o.stderr.contains("unable to prepare context"), "{o}");
     // --target stops at a stage.
     d.ok(&["build", "-t", "ms:build", "--target", "build", c]);
     assert!(d.ok(&["run", "--rm", "ms:build", "cat", "/out/artifact"]).contains("compiled plain"));

@@ -212,6 +212,12 @@ fn cp_both_ways_and_contained() {
     let names: Vec<String> = std::fs::read_dir(&secret).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
     assert_eq!(names, ["sentinel"], "cp wrote to the host through a link");
     assert_eq!(std::fs::read_to_string(secret.join("sentinel")).unwrap(), "host only\n");
+    // The berth CLI speaks the same archive API.
+    sb.berth_ok(&["cp", &h("dir"), "cc:/tmp/viaberth"]);
+    sb.berth_ok(&["cp", "cc:/tmp/viaberth/sub/f", &h("viaberth.txt")]);
+    assert_eq!(std::fs::read_to_string(host.join("viaberth.txt")).unwrap(), "nested\n");
+    let o = sb.berth(&["cp", "cc:/no/such", &h("x")]);
+    assert!(!o.ok() && o.stderr.contains("No such container:path"), "{o}");
     // A missing path: docker's error.
     let o = d.run(&["cp", "cc:/no/such", &h("x")]);
     assert!(!o.ok() && o.stderr.contains("Could not find the file"), "{o}");

@@ -86,6 +86,14 @@ impl ConfigFile {
         })
     }
 
+    /// Every registry key with usable stored credentials (build's `X-Registry-Config`).
+    pub fn all_credentials(&self) -> Vec<(String, AuthConfig)> {
+        let keys: Vec<String> = self.auths().map(|a| a.keys().cloned().collect()).unwrap_or_default();
+        keys.into_iter()
+            .filter_map(|k| self.credentials(&k).map(|c| (k, c)))
+            .collect()
+    }
+
     pub fn store(&mut self, key: &str, username: &str, password: &str) -> anyhow::Result<()> {
         let auth = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
         let auths = self

@@ -32,6 +32,8 @@ pub enum ContainerCommand {
     Attach(AttachArgs),
     /// Create a new image from a container's changes
     Commit(CommitArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(crate::cp::CpArgs),
     /// Create a new container
     Create(CreateArgs),
     /// Inspect changes to files or directories on a container's filesystem
@@ -82,6 +84,7 @@ pub async fn run_group(ctx: &Ctx, cmd: ContainerCommand) -> anyhow::Result<()> {
     match cmd {
         ContainerCommand::Attach(a) => attach::attach(ctx, a).await,
         ContainerCommand::Commit(a) => commit(ctx, a).await,
+        ContainerCommand::Cp(a) => crate::cp::cp(ctx, a).await,
         ContainerCommand::Create(a) => run::create(ctx, a).await,
         ContainerCommand::Diff(a) => diff(ctx, a).await,
         ContainerCommand::Exec(a) => exec::exec(ctx, a).await,

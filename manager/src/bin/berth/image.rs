@@ -25,6 +25,8 @@ use crate::{Ctx, StatusError};
 
 #[derive(Subcommand, Debug)]
 pub enum ImageCommand {
+    /// Build an image from a Dockerfile
+    Build(crate::build::BuildArgs),
     /// List images
     #[command(name = "ls", visible_alias = "list")]
     Ls(ImagesArgs),
@@ -57,6 +59,7 @@ pub enum ImageCommand {
 
 pub async fn run(ctx: &Ctx, cmd: ImageCommand) -> anyhow::Result<()> {
     match cmd {
+        ImageCommand::Build(a) => crate::build::build(ctx, a).await,
         ImageCommand::Ls(a) => list(ctx, a).await,
         ImageCommand::Inspect(a) => inspect_images(ctx, a).await,
         ImageCommand::Pull(a) => pull(ctx, a).await,

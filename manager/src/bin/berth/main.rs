@@ -5,11 +5,14 @@
 //! render.
 //! Container commands are split further: run/create (run, opts), exec, attach/start
 //! (attach), ps, stats, events; hijack and tty hold the streaming and terminal parts.
+//! build (`POST /build`) and cp (the archive API) send or unpack tars made on this side.
 
 mod attach;
 mod auth;
+mod build;
 mod client;
 mod container;
+mod cp;
 mod events;
 mod exec;
 mod format;
@@ -107,11 +110,15 @@ enum Command {
     Export(container::ExportArgs),
     /// Create a new image from a container's changes
     Commit(container::CommitArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(cp::CpArgs),
     /// Manage containers
     #[command(subcommand, arg_required_else_help = true)]
     Container(container::ContainerCommand),
 
     // Images
+    /// Build an image from a Dockerfile
+    Build(build::BuildArgs),
     /// Download an image from a registry
     Pull(image::PullArgs),
     /// Upload an image to a registry
@@ -212,7 +219,9 @@ async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Diff(a) => container::diff(ctx, a).await,
         Command::Export(a) => container::export(ctx, a).await,
         Command::Commit(a) => container::commit(ctx, a).await,
+        Command::Cp(a) => cp::cp(ctx, a).await,
         Command::Container(c) => container::run_group(ctx, c).await,
+        Command::Build(a) => build::build(ctx, a).await,
         Command::Pull(a) => image::pull(ctx, a).await,
         Command::Push(a) => image::push(ctx, a).await,
         Command::Images(a) => image::list(ctx, a).await,
@@ -340,6 +349,10 @@ mod tests {
             &["berth", "container", "export", "--output=c.tar", "c"],
             &["berth", "commit", "-p=false", "-c", "ENV A=1", "-c", "CMD x", "-m", "msg", "-a", "me", "c", "repo:tag"],
             &["berth", "container", "commit", "--pause", "--change=EXPOSE 80", "c"],
+            &["berth", "build", "-t", "a:1", "-t", "b", "-f", "df", "--build-arg", "A=1", "--build-arg", "B", "--label", "l=v", "--no-cache", "--pull", "-q", "--iidfile", "id", "--network", "host", "--target", "t", "--rm=false", "--force-rm", "."],
+            &["berth", "image", "build", "-"],
+            &["berth", "cp", "-aL", "c:/etc/hosts", "-"],
+            &["berth", "container", "cp", "-", "c:/tmp"],
         ] {
             Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
         }

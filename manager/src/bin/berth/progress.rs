@@ -19,9 +19,9 @@ pub struct StreamError(pub String);
 
 /// One stream message: the generated type plus the two legacy string fields.
 #[derive(Debug, serde::Deserialize)]
-struct Message {
+pub struct Message {
     #[serde(flatten)]
-    info: BuildInfo,
+    pub info: BuildInfo,
     #[serde(default)]
     error: Option<String>,
     /// pre-rendered progress text (used only when there is no progressDetail)
@@ -41,7 +41,7 @@ impl Message {
         }
     }
 
-    fn error_text(&self) -> Option<String> {
+    pub fn error_text(&self) -> Option<String> {
         if let Some(m) = self.info.error_detail.as_ref().and_then(|d| d.message.clone()) {
             return Some(m);
         }
@@ -93,7 +93,7 @@ impl Renderer {
         Renderer { out, to_stderr }
     }
 
-    fn show(&mut self, m: &Message) {
+    pub fn show(&mut self, m: &Message) {
         let status = m.info.status.clone().unwrap_or_default();
         match &mut self.out {
             Output::Quiet => {}
@@ -174,7 +174,7 @@ impl Renderer {
         }
     }
 
-    fn finish(self) {
+    pub fn finish(self) {
         if let Output::Terminal { all, partial, multi, .. } = self.out {
             if !partial.is_empty() {
                 multi
