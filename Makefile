@@ -28,6 +28,7 @@ bench: deps build
 	bash bench/pull.sh
 	bash bench/run.sh
 	bash bench/net.sh
+	bash bench/build.sh
 
 demo: deps build
 	bash scripts/demo.sh

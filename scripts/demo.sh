@@ -126,15 +126,29 @@ YML
   berth load -i "$work/demo-save.tar"
   berth history "127.0.0.1:$port/copy:v1"
 
-  say "containers through berthd: a web server on a user network, a named volume, a published port"
+  say "a Dockerfile build: berth build, then the same build again from the cache"
+  mkdir -p "$work/web"
+  echo "hello from an image berth built" >"$work/web/index.html"
+  cat >"$work/web/Dockerfile" <<EOF
+FROM 127.0.0.1:$port/copy:v1
+LABEL org.example.demo=web
+RUN mkdir -p /www && echo "built by RUN" > /www/run.txt
+COPY index.html /www/index.html
+EXPOSE 80
+CMD ["/bin/busybox", "httpd", "-f", "-v", "-p", "80", "-h", "/www"]
+EOF
+  berth build -t demo-web:1 "$work/web"
+  echo "again, unchanged: $(berth build -t demo-web:1 "$work/web" | grep -c 'Using cache') steps from the cache"
+  berth history demo-web:1 | head -6
+
+  say "containers through berthd: the built web server on a user network, a named volume, a published port"
   web_port=$((20000 + RANDOM % 20000))
   berth network create --subnet 10.199.$((RANDOM % 200)).0/24 -o com.docker.network.bridge.name=berth-demo demo-net
-  berth run -d --name demo-web --network demo-net --network-alias www -p "$web_port:80" -v demo-www:/www \
-    "127.0.0.1:$port/copy:v1" /bin/busybox httpd -f -v -p 80 -h /www
-  berth exec demo-web sh -c 'echo "hello from a berth container, $(hostname)" > /www/index.html'
+  berth run -d --name demo-web --network demo-net --network-alias www -p "$web_port:80" -v demo-www:/www demo-web:1
   berth ps
-  echo "the published port, from the host:"
+  echo "the published port, from the host (the new volume was filled from the image):"
   for _ in $(seq 50); do curl -sf "http://127.0.0.1:$web_port/" && break; sleep 0.1; done
+  berth exec demo-web sh -c 'echo "hello from a berth container, $(hostname)" > /www/index.html' 
   echo "another container on demo-net, by name and by alias (berthd's DNS):"
   berth run --rm --network demo-net "127.0.0.1:$port/copy:v1" sh -c 'wget -qO- http://demo-web/; wget -qO- http://www/'
   berth inspect -f '{{range $n, $e := .NetworkSettings.Networks}}{{$n}}: {{$e.IPAddress}}/{{$e.IPPrefixLen}} via {{$e.Gateway}}{{end}}' demo-web

@@ -92,6 +92,8 @@ fn tutorial_build_cache_and_push() {
     let hist = d.ok(&["history", "--no-trunc", "--format", "{{.CreatedBy}}", "tut:1"]);
     assert!(hist.contains("#(nop)  ENV APP_HOME=/app GREETING=hello world") && hist.contains("/bin/sh -c mkdir -p /opt/tools"), "{hist}");
     assert!(hist.contains("#(nop) COPY dir:") && hist.contains("#(nop) ADD file:"), "{hist}");
+    let ids = d.ok(&["history", "-q", "tut:1"]);
+    assert_eq!(ids.lines().filter(|l| *l != "<missing>").count(), 12, "each step's image and the base show their IDs: {ids}");
 
     // Unchanged rebuild: every step from the cache, the same image.
     let out = d.ok(&["build", "-t", "tut:1", "--build-arg", &arg, ctx.to_str().unwrap()]);

@@ -219,6 +219,21 @@ impl ImageService {
         if items.is_empty() {
             items.push(ImageHistoryResponseItem { id: String::new(), created: unix(cfg.get("created").and_then(|c| c.as_str())), created_by: String::new(), tags: vec![], size: rec.size as i64, comment: String::new() });
         }
+        // Images built or committed here know their parent: each one owns the last entry of
+        // its own history, so the steps that still exist show their IDs, as Docker shows them.
+        let all_tags = self.all_tags()?;
+        let mut cur = rec.parent.as_deref().and_then(|p| self.get_record(p).ok());
+        while let Some(p) = cur {
+            let n = self.config_json(&p)?.get("history").and_then(|h| h.as_array()).map(|a| a.len()).unwrap_or(0);
+            match n.checked_sub(1).and_then(|i| items.get_mut(i)) {
+                Some(it) if it.id == "<missing>" => {
+                    it.id = p.id.clone();
+                    it.tags = all_tags.get(&p.id).cloned().unwrap_or_default();
+                }
+                _ => break,
+            }
+            cur = p.parent.as_deref().and_then(|q| self.get_record(q).ok());
+        }
         items.reverse();
         items[0].id = rec.id.clone();
         items[0].tags = tags;
