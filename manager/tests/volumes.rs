@@ -239,3 +239,92 @@ fn cp_both_ways_and_contained() {
     assert_eq!((e.header().uid().unwrap(), e.header().gid().unwrap()), (65534, 65534), "cp -a chowns to the container's user");
     d.finish();
 }
+
+/// A Debian rootfs with redis-server (debootstrap --variant=minbase --include=redis-server),
+/// made once and kept under /var/cache/berth-test (the mirror: BERTH_TEST_MIRROR, default
+/// deb.debian.org).
+fn redis_rootfs() -> std::path::PathBuf {
+    let dir = std::path::PathBuf::from("/var/cache/berth-test/redis-bookworm");
+    let done = dir.with_extension("done");
+    if done.exists() {
+        return dir;
+    }
+    let tmp = dir.with_extension("tmp");
+    let _ = std::fs::remove_dir_all(&tmp);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.parent().unwrap()).unwrap();
+    let mirror = std::env::var("BERTH_TEST_MIRROR").unwrap_or_else(|_| "http://deb.debian.org/debian".into());
+    let out = common::run_timeout(
+        &mut common::cmd("debootstrap", &["--variant=minbase", "--include=redis-server", "bookworm", tmp.to_str().unwrap(), &mirror]),
+        std::time::Duration::from_secs(900),
+    );
+    assert!(out.ok(), "debootstrap failed: {out}");
+    for e in std::fs::read_dir(tmp.join("var/cache/apt/archives")).unwrap().flatten() {
+        if e.path().extension().is_some_and(|x| x == "deb") {
+            std::fs::remove_file(e.path()).unwrap();
+        }
+    }
+    std::fs::rename(&tmp, &dir).unwrap();
+    std::fs::write(&done, "").unwrap();
+    dir
+}
+
+/// A real database server Debian packages (redis-server, in an image made by debootstrap and
+/// `docker import`) keeps its data on a named volume: the container is killed and removed,
+/// a new one on the same volume (at another path) has every write; berthd is killed with -9
+/// while the server writes, and nothing is lost either.
+#[test]
+fn database_on_a_named_volume() {
+    if !common::need_tools("voldb", &["debootstrap"]) {
+        return;
+    }
+    let Some(mut sb) = sandbox("voldb") else { return };
+    let mut d = Docker::new(&sb);
+    let rootfs = redis_rootfs();
+    let tarfile = sb.path("redis.tar");
+    common::run_ok(&mut common::cmd("tar", &["-C", rootfs.to_str().unwrap(), "-cf", tarfile.to_str().unwrap(), "."]));
+    d.ok(&["import", "-c", "CMD [\"redis-server\"]", tarfile.to_str().unwrap(), "debian-redis:12"]);
+    std::fs::remove_file(&tarfile).unwrap();
+    d.ok(&["volume", "create", "redisdata"]);
+    let server = |d: &Docker, name: &str, dir: &str| {
+        d.ok(&["run", "-d", "--name", name, "--network", "none", "-v", &format!("redisdata:{dir}"), "debian-redis:12",
+            "redis-server", "--dir", dir, "--appendonly", "yes", "--appendfsync", "always", "--bind", "127.0.0.1", "--save", ""]);
+        let up = common::containers::poll(std::time::Duration::from_secs(30), || {
+            d.run(&["exec", name, "redis-cli", "ping"]).stdout.contains("PONG").then_some(())
+        });
+        assert!(up.is_some(), "redis did not answer in {name}: {}", d.run(&["logs", name]));
+    };
+    let cli = |d: &Docker, name: &str, args: &[&str]| -> String {
+        let mut a = vec!["exec", name, "redis-cli"];
+        a.extend(args);
+        d.ok(&a).trim().to_string()
+    };
+
+    server(&d, "db1", "/var/lib/redis");
+    assert_eq!(cli(&d, "db1", &["SET", "greeting", "hello from redis"]), "OK");
+    cli(&d, "db1", &["RPUSH", "rows", "r1", "r2", "r3"]);
+    d.ok(&["exec", "db1", "sh", "-c", "for i in $(seq 100); do redis-cli INCR counter >/dev/null; done"]);
+    // SIGKILL, then the container is gone: only the volume holds the data.
+    d.ok(&["rm", "-f", "db1"]);
+
+    server(&d, "db2", "/data");
+    assert_eq!(cli(&d, "db2", &["GET", "greeting"]), "hello from redis");
+    assert_eq!(cli(&d, "db2", &["GET", "counter"]), "100");
+    assert_eq!(cli(&d, "db2", &["LRANGE", "rows", "0", "-1"]), "r1\nr2\nr3");
+    let files = d.ok(&["exec", "db2", "sh", "-c", "ls -R /data"]);
+    assert!(files.contains("appendonly"), "the append-only file is on the volume: {files}");
+
+    // berthd killed with -9 while the server runs and writes; then started again.
+    d.ok(&["exec", "-d", "db2", "sh", "-c", "for i in $(seq 50); do redis-cli INCR counter >/dev/null; done"]);
+    sb.kill9_berthd();
+    sb.start_berthd();
+    let done = common::containers::poll(std::time::Duration::from_secs(30), || (cli(&d, "db2", &["GET", "counter"]) == "150").then_some(()));
+    assert!(done.is_some(), "the writes went on while berthd was away: counter={}", cli(&d, "db2", &["GET", "counter"]));
+    d.ok(&["stop", "db2"]);
+    d.ok(&["rm", "db2"]);
+    server(&d, "db3", "/srv/db");
+    assert_eq!(cli(&d, "db3", &["GET", "counter"]), "150", "nothing lost across the kill -9 and a graceful stop");
+    d.finish();
+    let o = d.run(&["volume", "rm", "redisdata"]);
+    assert!(o.ok(), "{o}");
+}
