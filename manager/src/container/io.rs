@@ -128,9 +128,12 @@ pub async fn pump(fifo: PathBuf, stream: Stream, log: Option<Arc<Mutex<JsonLog>>
     let mut exited = *done.borrow();
     loop {
         let n = if exited {
-            // Drain what the process wrote before it exited, then stop.
-            match tokio::time::timeout(std::time::Duration::from_millis(50), rx.read(&mut buf)).await {
-                Ok(Ok(n)) if n > 0 => n,
+            // Drain what is already in the pipe, then stop: without a terminal the process
+            // wrote into the fifo itself, so all it wrote before its exit is in the pipe by
+            // the time the exit is known (with one, the shim reports the exit only once its
+            // copy has drained). Waiting for more would only delay every attached client.
+            match rx.try_read(&mut buf) {
+                Ok(n) if n > 0 => n,
                 _ => break,
             }
         } else {
