@@ -57,9 +57,9 @@ pub async fn build(State(d): D, RawQuery(q): RawQuery, headers: HeaderMap, body:
     let reader = body_reader(body);
     let svc = d.builds.clone();
     tokio::spawn(async move {
-        if let Err(e) = svc.build(opts, reader, progress.clone()).await {
+        // The service reports its errors into the stream itself (with a failing RUN's code).
+        if let Err(e) = svc.build(opts, reader, progress).await {
             tracing::info!(error = %e, "build failed");
-            progress.error(&e.message);
         }
     });
     Ok(stream_response(rx, "application/json"))

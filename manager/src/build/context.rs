@@ -140,14 +140,40 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
     p.len() == n.len() && p.iter().zip(&n).all(|(p, n)| segment_match(p.as_bytes(), n.as_bytes()))
 }
 
+/// One segment, iteratively: a `*` remembers where it was and is retried one character
+/// further on a mismatch, so no pattern takes more than |p|·|s| steps.
 fn segment_match(p: &[u8], s: &[u8]) -> bool {
-    match p.first() {
-        None => s.is_empty(),
-        Some(b'*') => segment_match(&p[1..], s) || (!s.is_empty() && segment_match(p, &s[1..])),
-        Some(b'?') => !s.is_empty() && segment_match(&p[1..], &s[1..]),
-        Some(b'[') => {
-            let Some(end) = p.iter().skip(1).position(|&c| c == b']').map(|i| i + 1) else { return s.first() == Some(&b'[') && segment_match(&p[1..], &s[1..]) };
-            let Some(&c) = s.first() else { return false };
+    let (mut pi, mut si) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while si < s.len() {
+        if p.get(pi) == Some(&b'*') {
+            star = Some((pi, si));
+            pi += 1;
+            continue;
+        }
+        if let Some(n) = one(&p[pi.min(p.len())..], s[si]) {
+            pi += n;
+            si += 1;
+            continue;
+        }
+        match star {
+            Some((sp, ss)) => {
+                pi = sp + 1;
+                si = ss + 1;
+                star = Some((sp, ss + 1));
+            }
+            None => return false,
+        }
+    }
+    p[pi.min(p.len())..].iter().all(|&c| c == b'*')
+}
+
+/// Whether the pattern's first element matches `c`; its length in the pattern if so.
+fn one(p: &[u8], c: u8) -> Option<usize> {
+    match p.first()? {
+        b'?' => Some(1),
+        b'[' => {
+            let Some(end) = p.iter().skip(1).position(|&x| x == b']').map(|i| i + 1) else { return (c == b'[').then_some(1) };
             let mut class = &p[1..end];
             let negate = matches!(class.first(), Some(b'^') | Some(b'!'));
             if negate {
@@ -164,10 +190,10 @@ fn segment_match(p: &[u8], s: &[u8]) -> bool {
                     i += 1;
                 }
             }
-            hit != negate && segment_match(&p[end + 1..], &s[1..])
+            (hit != negate).then_some(end + 1)
         }
-        Some(b'\\') if p.len() > 1 => s.first() == Some(&p[1]) && segment_match(&p[2..], &s[1..]),
-        Some(c) => s.first() == Some(c) && segment_match(&p[1..], &s[1..]),
+        b'\\' if p.len() > 1 => (p[1] == c).then_some(2),
+        &x => (x == c).then_some(1),
     }
 }
 
@@ -291,5 +317,10 @@ mod tests {
         assert!(glob_match("f?le[0-9]", "file7"));
         assert!(!glob_match("f?le[!0-9]", "file7"));
         assert!(has_glob("a*") && !has_glob("plain/path"));
+        assert!(glob_match("*", "") && glob_match("a*b*c", "aXbYc") && !glob_match("a*b*c", "aXbY"));
+        assert!(glob_match("\\*x", "*x") && !glob_match("\\*x", "ax"));
+        // Linear, not exponential: this would never finish with naive backtracking.
+        let long = "a".repeat(5000);
+        assert!(!glob_match("*a*a*a*a*a*a*a*a*a*a*a*b", &long));
     }
 }

@@ -66,8 +66,20 @@ impl BuildService {
         Ok(Arc::new(BuildService { store, images, containers, root }))
     }
 
-    /// Build `input` (the context tar), reporting on `out`; returns the image ID.
+    /// Build `input` (the context tar), reporting on `out` (errors too); returns the image ID.
     pub async fn build(self: &Arc<Self>, opts: BuildOptions, input: impl Read + Send + 'static, out: Progress) -> Result<String> {
+        let mut code = None;
+        let res = self.build_inner(opts, input, out.clone(), &mut code).await;
+        if let Err(e) = &res {
+            match code {
+                Some(c) => out.error_code(&e.message, c),
+                None => out.error(&e.message),
+            }
+        }
+        res
+    }
+
+    async fn build_inner(self: &Arc<Self>, opts: BuildOptions, input: impl Read + Send + 'static, out: Progress, code: &mut Option<i64>) -> Result<String> {
         for t in &opts.tags {
             crate::reference::Reference::parse(t).map_err(|e| Error::invalid(format!("invalid tag {t:?}: {e}")))?;
         }
@@ -89,20 +101,26 @@ impl BuildService {
             Some(t) if !t.is_empty() => df.stages.iter().position(|s| s.name.as_deref() == Some(&t.to_ascii_lowercase())).ok_or_else(|| Error::invalid(format!("failed to reach build target {t} in Dockerfile")))?,
             _ => df.stages.len().checked_sub(1).ok_or_else(|| Error::invalid("the Dockerfile has no FROM"))?,
         };
-        let total = df.stages[..=last].iter().map(|s| 1 + s.instructions.len()).sum::<usize>() + usize::from(!opts.labels.is_empty());
+        let total = df.stages[..=last].iter().map(|s| 1 + s.instructions.len()).sum::<usize>();
         let mut b = steps::Builder::new(self.clone(), opts.clone(), ctx, work, out.clone(), total, &df);
         for n in &df.notes {
             b.say(&format!("[Note] {n}\n"));
         }
         let mut image = None;
         for stage in &df.stages[..=last] {
-            image = Some(b.stage(stage, &df).await?);
+            match b.stage(stage, &df).await {
+                Ok(i) => image = Some(i),
+                Err(e) => {
+                    *code = b.failed_code;
+                    return Err(e);
+                }
+            }
         }
         let mut image = image.ok_or_else(|| Error::invalid("the Dockerfile has no FROM"))?;
         if !opts.labels.is_empty() {
             image = b.labels(image, &opts.labels).await?;
         }
-        if image.layers.is_empty() {
+        if !b.any_step && image.layers.is_empty() {
             return Err(Error::invalid("No image was generated. Is your Dockerfile empty?"));
         }
         let unused = b.unused_args();

@@ -11,6 +11,7 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashSet};
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -30,6 +31,12 @@ pub struct Builder {
     stages: Vec<(Option<String>, ImageRecord)>,
     used: HashSet<String>,
     seq: usize,
+    /// Every image this build stands on, out of GC's (and prune's) reach until it ends.
+    leases: Vec<crate::image::OwnedLease>,
+    /// The exit code of a RUN that failed (the docker CLI exits with it).
+    pub failed_code: Option<i64>,
+    /// Whether any instruction ran (FROM scratch alone makes no image).
+    pub any_step: bool,
 }
 
 /// The image a stage has reached and what later steps need of it.
@@ -195,7 +202,7 @@ fn archive_kind(p: &Path) -> std::io::Result<Option<&'static str>> {
 
 impl Builder {
     pub fn new(svc: Arc<BuildService>, opts: BuildOptions, ctx: Context, work: Scratch, out: Progress, total: usize, df: &Dockerfile) -> Builder {
-        let mut b = Builder { svc, opts, ctx: Arc::new(ctx), work, out, step: 0, total, escape: df.escape, meta: BTreeMap::new(), stages: vec![], used: HashSet::new(), seq: 0 };
+        let mut b = Builder { svc, opts, ctx: Arc::new(ctx), work, out, step: 0, total, escape: df.escape, meta: BTreeMap::new(), stages: vec![], used: HashSet::new(), seq: 0, leases: vec![], failed_code: None, any_step: false };
         for (name, default) in &df.meta_args {
             let val = match b.opts.build_args.get(name) {
                 Some(Some(v)) => Some(v.clone()),
@@ -213,6 +220,18 @@ impl Builder {
         if !self.opts.quiet {
             self.out.stream(s);
         }
+    }
+
+    fn hold(&mut self, rec: &ImageRecord) {
+        self.leases.push(self.svc.images.lease_image(rec));
+    }
+
+    /// The client went away: nobody waits for this build any more.
+    fn check_client(&self) -> Result<()> {
+        if self.out.closed() {
+            return Err(Error::invalid("the build was cancelled: the client went away"));
+        }
+        Ok(())
     }
 
     fn step_line(&mut self, original: &str) {
@@ -238,6 +257,20 @@ impl Builder {
 
     fn expand(&self, st: &State, raw: &str, line: usize) -> Result<String> {
         dockerfile::expand(raw, self.escape, &|n| st.lookup(n)).map_err(|e| Error::invalid(format!("Dockerfile line {line}: {e}")))
+    }
+
+    /// Raw words expanded, unquoted variables split into words as Docker does (a word with
+    /// whitespace in it came from a JSON array and stays one).
+    fn expand_all(&self, st: &State, words: &[String], line: usize) -> Result<Vec<String>> {
+        let mut out = vec![];
+        for w in words {
+            if w.chars().any(char::is_whitespace) {
+                out.push(self.expand(st, w, line)?);
+            } else {
+                out.extend(dockerfile::expand_words(w, self.escape, &|n| st.lookup(n)).map_err(|e| Error::invalid(format!("Dockerfile line {line}: {e}")))?);
+            }
+        }
+        Ok(out)
     }
 
     fn image_config(&self, rec: &ImageRecord) -> Result<Map<String, Value>> {
@@ -283,6 +316,7 @@ impl Builder {
         } else {
             self.stage_or_image(&base).await?
         };
+        self.hold(&image);
         self.say(&format!(" ---> {}\n", short(&image.id)));
         let config = self.image_config(&image)?;
         let triggers: Vec<String> = config.get("OnBuild").and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default();
@@ -298,8 +332,12 @@ impl Builder {
             }
         }
         for inst in &stage.instructions {
+            self.check_client()?;
             self.step_line(&inst.original);
+            self.any_step = true;
             self.exec(&mut st, inst).await?;
+            let img = st.image.clone();
+            self.hold(&img);
         }
         self.stages.push((stage.name.clone(), st.image.clone()));
         Ok(st.image)
@@ -324,12 +362,18 @@ impl Builder {
         match &inst.kind {
             Kind::Env(pairs) | Kind::Label(pairs) => {
                 let is_env = matches!(inst.kind, Kind::Env(_));
-                let mut desc = vec![];
+                // Every pair sees the values from before the instruction (Docker's
+                // `ENV abc=bye def=$abc` gives def the old abc).
+                let mut expanded = vec![];
                 for (k, v) in pairs {
                     let (k, v) = (self.expand(st, k, line)?, self.expand(st, v, line)?);
                     if k.is_empty() {
                         return Err(Error::invalid(format!("Dockerfile line {line}: empty key")));
                     }
+                    expanded.push((k, v));
+                }
+                let mut desc = vec![];
+                for (k, v) in expanded {
                     desc.push(format!("{k}={v}"));
                     if is_env {
                         st.set_env(&k, &v);
@@ -342,6 +386,7 @@ impl Builder {
                 self.meta_step(st, format!("{} {}", if is_env { "ENV" } else { "LABEL" }, desc.join(" "))).await
             }
             Kind::Arg(list) => {
+                let mut vals = vec![];
                 for (name, default) in list {
                     self.used.insert(name.clone());
                     let val = match self.opts.build_args.get(name) {
@@ -351,9 +396,12 @@ impl Builder {
                             None => self.meta.get(name).cloned(),
                         },
                     };
-                    st.args.retain(|(k, _)| k != name);
+                    vals.push((name.clone(), val));
+                }
+                for (name, val) in vals {
+                    st.args.retain(|(k, _)| *k != name);
                     if let Some(v) = val {
-                        st.args.push((name.clone(), v));
+                        st.args.push((name, v));
                     }
                 }
                 self.say(&format!(" ---> {}\n", short(&st.image.id)));
@@ -381,8 +429,7 @@ impl Builder {
             Kind::Expose(words) => {
                 let mut ports = st.config.get("ExposedPorts").and_then(|v| v.as_object().cloned()).unwrap_or_default();
                 let mut desc = vec![];
-                for w in words {
-                    let w = self.expand(st, w, line)?;
+                for w in self.expand_all(st, words, line)? {
                     let (range, proto) = w.split_once('/').unwrap_or((w.as_str(), "tcp"));
                     let proto = proto.to_ascii_lowercase();
                     if !["tcp", "udp", "sctp"].contains(&proto.as_str()) {
@@ -526,7 +573,7 @@ impl Builder {
             let lowerdir = if lowers.is_empty() { dir.join("empty").display().to_string() } else { lowers.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":") };
             let opts = format!("lowerdir={lowerdir},upperdir={},workdir={}", dir.join("upper").display(), dir.join("work").display());
             let root = dir.join("root");
-            nix::mount::mount(Some("overlay"), &root, Some("overlay"), nix::mount::MsFlags::empty(), Some(opts.as_str())).map_err(|e| Error::internal(format!("mounting the image for the step: {e}")))?;
+            nix::mount::mount(Some("overlay"), &root, Some("overlay"), nix::mount::MsFlags::MS_NODEV | nix::mount::MsFlags::MS_NOSUID, Some(opts.as_str())).map_err(|e| Error::internal(format!("mounting the image for the step: {e}")))?;
             let res = (|| {
                 let fd = nix::fcntl::open(&root, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty()).map_err(|e| Error::internal(format!("the step's root: {e}")))?;
                 // SAFETY: open returned a fresh descriptor that nothing else owns.
@@ -594,6 +641,15 @@ impl Builder {
         let str_of = |k: &str| st.config.get(k).and_then(|v| v.as_str()).map(str::to_string);
         let mut env = st.env();
         env.extend(args);
+        // Proxy settings given as build args reach RUN without being declared, and stay out
+        // of the history and the cache key (Docker's predefined ARGs).
+        for (k, v) in &self.opts.build_args {
+            if let (true, Some(v)) = (PREDEFINED_ARGS.contains(&k.as_str()), v) {
+                if !env.iter().any(|e| e.split('=').next() == Some(k)) {
+                    env.push(format!("{k}={v}"));
+                }
+            }
+        }
         let body = bollard_stubs::models::ContainerCreateBody {
             image: Some(st.image.id.clone()),
             cmd: Some(argv.clone()),
@@ -604,6 +660,8 @@ impl Builder {
             attach_stdout: Some(true),
             attach_stderr: Some(true),
             host_config: Some(bollard_stubs::models::HostConfig { network_mode: Some(network), ..Default::default() }),
+            // No health probes in a build step.
+            healthcheck: Some(bollard_stubs::models::HealthConfig { test: Some(vec!["NONE".into()]), ..Default::default() }),
             ..Default::default()
         };
         let containers = self.svc.containers.clone();
@@ -625,7 +683,10 @@ impl Builder {
                 .map_err(|e| Error::internal(e.to_string()))
                 .and_then(|r| r)
             }
-            Ok(code) => Err(Error::invalid(format!("The command '{}' returned a non-zero code: {code}", argv.join(" ")))),
+            Ok(code) => {
+                self.failed_code = Some(code);
+                Err(Error::invalid(format!("The command '{}' returned a non-zero code: {code}", argv.join(" "))))
+            }
             Err(e) => Err(e),
         };
         if self.opts.force_remove || (self.opts.remove && res.is_ok()) || res.is_err() {
@@ -676,7 +737,23 @@ impl Builder {
             fwd.abort();
             return Err(e);
         }
-        let code = containers.wait_with(ticket).await;
+        let wait = containers.wait_with(ticket);
+        tokio::pin!(wait);
+        let code = loop {
+            tokio::select! {
+                c = &mut wait => break c,
+                _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {
+                    // Nobody waits for this build any more: stop the step.
+                    if self.out.closed() {
+                        let _ = containers.kill(cid, Some("KILL")).await;
+                    }
+                }
+            }
+        };
+        if self.out.closed() {
+            fwd.abort();
+            return Err(Error::invalid("the build was cancelled: the client went away"));
+        }
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), fwd).await;
         code
     }
@@ -706,6 +783,7 @@ impl Builder {
         let from_root: Option<(OwnedFd, PathBuf)> = match &from {
             Some(f) => {
                 let img = self.stage_or_image(f).await?;
+                self.hold(&img);
                 let lowers = match img.chain_ids.last() {
                     Some(t) => self.svc.images.snapshots.lowers(&self.svc.store, t)?,
                     None => vec![],
@@ -730,16 +808,26 @@ impl Builder {
         let mut sources: Vec<Src> = vec![];
         let mut hash = Sha256::new();
         let mut all: Option<Vec<String>> = None;
-        for raw in srcs {
+        let mut words: Vec<String> = vec![];
+        for (i, raw) in srcs.iter().enumerate() {
             if let Some(h) = raw.strip_prefix("<<").map(|n| n.trim_start_matches('-').trim_matches(['"', '\''])).and_then(|n| heredocs.iter().find(|h| h.name == n)) {
+                // The body goes to a name of the build's own; the heredoc's name is only
+                // what the file is called at the destination, and must be a plain name.
+                if h.name.is_empty() || h.name.contains(['/', '\0']) || h.name == "." || h.name == ".." {
+                    return Err(Error::invalid(format!("Dockerfile line {line}: invalid heredoc name {:?}", h.name)));
+                }
                 std::fs::create_dir_all(&own_dir)?;
-                let p = own_dir.join(&h.name);
-                std::fs::write(&p, &h.content)?;
-                std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
-                sources.push(self.open_src(&own_dir_fd(&own_dir)?, &h.name, false)?);
+                let file = format!("heredoc-{i}");
+                std::fs::write(own_dir.join(&file), &h.content)?;
+                std::fs::set_permissions(own_dir.join(&file), std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
+                let mut src = self.open_src(&own_dir_fd(&own_dir)?, &file, false)?;
+                src.name = h.name.clone();
+                sources.push(src);
                 continue;
             }
-            let src = self.expand(st, raw, line)?;
+            words.extend(self.expand_all(st, std::slice::from_ref(raw), line)?);
+        }
+        for src in words {
             if add && (src.starts_with("http://") || src.starts_with("https://")) {
                 std::fs::create_dir_all(&own_dir)?;
                 let name = self.download(&src, &own_dir).await?;
@@ -748,7 +836,15 @@ impl Builder {
             }
             if context::has_glob(&src) {
                 let pattern = context::clean_source(&src)?;
-                let list = all.get_or_insert_with(|| context::all_paths(&root_dir));
+                let base = root_dir.clone();
+                let list = match &all {
+                    Some(l) => l.clone(),
+                    None => {
+                        let l = tokio::task::spawn_blocking(move || context::all_paths(&base)).await.map_err(|e| Error::internal(e.to_string()))?;
+                        all = Some(l.clone());
+                        l
+                    }
+                };
                 let hits: Vec<String> = list.iter().filter(|p| context::glob_match(&pattern, p)).cloned().collect();
                 for h in hits {
                     sources.push(self.open_src(root_fd, &h, add && from.is_none())?);
@@ -825,14 +921,23 @@ impl Builder {
         if name.is_empty() || name == "." || name == ".." {
             return Err(Error::invalid(format!("cannot determine filename from url: {url}")));
         }
-        let resp = reqwest::get(url).await.map_err(|e| Error::invalid(format!("ADD {url}: {e}")))?;
+        const LIMIT: u64 = 4 << 30;
+        let client = reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(30)).timeout(std::time::Duration::from_secs(3600)).build().map_err(|e| Error::internal(e.to_string()))?;
+        let mut resp = client.get(url).send().await.map_err(|e| Error::invalid(format!("ADD {url}: {e}")))?;
         if !resp.status().is_success() {
             return Err(Error::invalid(format!("ADD {url}: the server answered {}", resp.status())));
         }
-        let bytes = resp.bytes().await.map_err(|e| Error::invalid(format!("ADD {url}: {e}")))?;
         let p = dir.join(&name);
-        std::fs::write(&p, &bytes)?;
-        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&p)?;
+        let mut got = 0u64;
+        while let Some(chunk) = resp.chunk().await.map_err(|e| Error::invalid(format!("ADD {url}: {e}")))? {
+            got += chunk.len() as u64;
+            if got > LIMIT {
+                return Err(Error::invalid(format!("ADD {url}: larger than {} GiB", LIMIT >> 30)));
+            }
+            std::io::Write::write_all(&mut f, &chunk)?;
+            self.check_client()?;
+        }
         Ok(name)
     }
 }
@@ -861,7 +966,7 @@ fn copy_into(root: &OwnedFd, dest: &str, sources: &[Src], own: Option<(u32, u32)
         };
         let dir = mkdir_p(root, &target, own)?;
         let at = fd_path(&dir);
-        let apply = |r: &mut dyn Read| crate::snapshot::apply::apply_layer(r, &at, &[]).map_err(|e| Error::invalid(format!("copying {} to {dest}: {e}", s.name)));
+        let apply = |r: &mut dyn Read| crate::snapshot::apply::extract_plain(r, &at).map_err(|e| Error::invalid(format!("copying {} to {dest}: {e}", s.name)));
         if s.archive {
             let f = std::fs::File::open(&s.path)?;
             let mut dec = crate::image::layer::decompressor(std::io::BufReader::new(f)).map_err(|e| Error::invalid(format!("ADD {}: {e}", s.name)))?;

@@ -249,13 +249,13 @@ impl ContainerService {
             let bad = |e: &dyn std::fmt::Display| Error::invalid(format!("extracting into {path}: {e}"));
             match owner {
                 None => {
-                    crate::snapshot::apply::apply_layer(tar, &at, &[]).map_err(|e| bad(&e))?;
+                    crate::snapshot::apply::extract_plain(tar, &at).map_err(|e| bad(&e))?;
                 }
                 Some(o) => {
                     let (reader, writer) = std::io::pipe()?;
                     std::thread::scope(|sc| -> Result<()> {
                         let t = sc.spawn(move || rewrite_owner(tar, writer, o));
-                        let applied = crate::snapshot::apply::apply_layer(reader, &at, &[]);
+                        let applied = crate::snapshot::apply::extract_plain(reader, &at);
                         // A tar the rewriter could not read is an error even if what it
                         // passed on applied cleanly.
                         let rewritten = t.join().map_err(|_| Error::internal("the tar rewriter panicked"))?;

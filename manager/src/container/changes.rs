@@ -286,7 +286,7 @@ mod tests {
         for e in a.entries().unwrap() {
             let mut e = e.unwrap();
             let name = e.path().unwrap().to_string_lossy().trim_end_matches('/').to_string();
-            if let Some(Ok(exts)) = e.pax_extensions().unwrap() {
+            if let Some(exts) = e.pax_extensions().unwrap() {
                 for x in exts.flatten() {
                     if x.key() == Ok("SCHILY.xattr.user.berth") {
                         xattr = Some((name.clone(), x.value_bytes().to_vec()));

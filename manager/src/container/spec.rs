@@ -59,10 +59,15 @@ fn read_in_root(root: &Path, rel: &str) -> Option<String> {
     use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
     use std::io::Read;
     let dir = std::fs::File::open(root).ok()?;
-    let how = OpenHow::new().flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC).resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    // Non-blocking, and only a regular file: an image's /etc/passwd that is a fifo or a
+    // device must neither hang the caller nor read a host device.
+    let how = OpenHow::new().flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK | OFlag::O_NOCTTY).resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
     let fd = openat2(std::os::fd::AsRawFd::as_raw_fd(&dir), rel, how).ok()?;
     // SAFETY: openat2 returned a fresh fd that nothing else owns.
     let mut f = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    if !f.metadata().ok()?.is_file() {
+        return None;
+    }
     let mut s = String::new();
     f.by_ref().take(4 << 20).read_to_string(&mut s).ok()?;
     Some(s)

@@ -379,7 +379,11 @@ impl ImageService {
             Some(a) => a.push(h),
             None => cfg["history"] = json!([h]),
         }
-        let id = self.content.put(&serde_json::to_vec(&cfg).map_err(|e| Error::internal(e.to_string()))?, None)?;
+        let _parent = self.lease(std::iter::once(parent.id.clone()).chain(parent.layers.iter().map(|l| l.digest.clone())).chain(parent.chain_ids.iter().cloned()));
+        let bytes = serde_json::to_vec(&cfg).map_err(|e| Error::internal(e.to_string()))?;
+        let id = crate::content::sha256_digest(&bytes);
+        let _new = self.lease([id.clone()]);
+        self.content.put(&bytes, None)?;
         let rec = ImageRecord { id: id.clone(), manifest: None, manifest_media_type: None, repo_digests: vec![], extra_blobs: vec![], layers: parent.layers.clone(), chain_ids: parent.chain_ids.clone(), size: parent.size, added: now, last_tag_time: None, parent: Some(parent.id.clone()) };
         self.commit_image(rec, &[], None)?;
         Ok(id)
@@ -394,7 +398,9 @@ impl ImageService {
             "rootfs": { "type": "layers", "diff_ids": [] },
             "history": [],
         });
-        let id = self.content.put(&serde_json::to_vec(&cfg).map_err(|e| Error::internal(e.to_string()))?, None)?;
+        let bytes = serde_json::to_vec(&cfg).map_err(|e| Error::internal(e.to_string()))?;
+        let _new = self.lease([crate::content::sha256_digest(&bytes)]);
+        let id = self.content.put(&bytes, None)?;
         let rec = ImageRecord { id, manifest: None, manifest_media_type: None, repo_digests: vec![], extra_blobs: vec![], layers: vec![], chain_ids: vec![], size: 0, added: super::now_rfc3339(), last_tag_time: None, parent: None };
         self.commit_image(rec.clone(), &[], None)?;
         Ok(rec)

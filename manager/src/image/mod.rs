@@ -88,15 +88,19 @@ pub struct Lease<'a> {
 
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
-        let mut l = self.svc.leases.lock().unwrap();
-        for k in &self.keys {
-            if let Some(n) = l.get_mut(k) {
-                *n -= 1;
-                if *n == 0 {
-                    l.remove(k);
-                }
-            }
-        }
+        self.svc.release(&self.keys);
+    }
+}
+
+/// A lease that owns its service: held across awaits by long operations (a build).
+pub struct OwnedLease {
+    svc: Arc<ImageService>,
+    keys: Vec<String>,
+}
+
+impl Drop for OwnedLease {
+    fn drop(&mut self) {
+        self.svc.release(&self.keys);
     }
 }
 
@@ -127,12 +131,36 @@ impl ImageService {
     }
 
     pub fn lease(&self, keys: impl IntoIterator<Item = String>) -> Lease<'_> {
+        let keys = self.take(keys);
+        Lease { svc: self, keys }
+    }
+
+    /// Everything an image needs (config, layers, snapshots), out of GC's reach until dropped.
+    pub fn lease_image(self: &Arc<Self>, rec: &ImageRecord) -> OwnedLease {
+        let keys = std::iter::once(rec.id.clone()).chain(rec.layers.iter().map(|l| l.digest.clone())).chain(rec.chain_ids.iter().cloned());
+        let keys = self.take(keys);
+        OwnedLease { svc: self.clone(), keys }
+    }
+
+    fn take(&self, keys: impl IntoIterator<Item = String>) -> Vec<String> {
         let keys: Vec<String> = keys.into_iter().collect();
         let mut l = self.leases.lock().unwrap();
         for k in &keys {
             *l.entry(k.clone()).or_insert(0) += 1;
         }
-        Lease { svc: self, keys }
+        keys
+    }
+
+    fn release(&self, keys: &[String]) {
+        let mut l = self.leases.lock().unwrap();
+        for k in keys {
+            if let Some(n) = l.get_mut(k) {
+                *n -= 1;
+                if *n == 0 {
+                    l.remove(k);
+                }
+            }
+        }
     }
 
     /// Start-up: drop half-written blobs and layers, then anything no image refers to.

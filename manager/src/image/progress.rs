@@ -44,6 +44,16 @@ impl Progress {
         }));
     }
 
+    /// Whether the client went away (nothing more can reach it).
+    pub fn closed(&self) -> bool {
+        self.tx.as_ref().is_some_and(|t| t.is_closed())
+    }
+
+    /// An error with a code (the classic builder's failing RUN: the docker CLI exits with it).
+    pub fn error_code(&self, message: &str, code: i64) {
+        self.send(json!({ "errorDetail": { "code": code, "message": message }, "error": message }));
+    }
+
     pub fn error(&self, message: &str) {
         self.send(json!({ "errorDetail": { "message": message }, "error": message }));
     }

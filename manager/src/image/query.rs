@@ -249,7 +249,9 @@ impl ImageService {
         f.0.remove("dangling");
         f.0.remove("until");
         for s in self.list(&f, true)? {
-            if (dangling_only && !s.repo_tags.is_empty()) || self.used_by(&s.id).is_some() {
+            // Dangling means untagged *and* a head: a build step under another image is
+            // that image's cache, not garbage (Docker prunes heads only).
+            if (dangling_only && (!s.repo_tags.is_empty() || self.has_children(&s.id)?)) || self.used_by(&s.id).is_some() {
                 continue;
             }
             let items = self.remove(&s.id, true).await?;

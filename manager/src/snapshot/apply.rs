@@ -149,6 +149,16 @@ pub fn apply_layer<R: Read>(
     root: &Path,
     lowers: &[PathBuf],
 ) -> Result<ApplyStats, ApplyError> {
+    apply(tar, root, lowers, true)
+}
+
+/// Extract a tar into `root` with the same containment, but as plain files: `.wh.` names are
+/// files like any other, not whiteouts (COPY/ADD and cp into a directory, as Docker does).
+pub fn extract_plain<R: Read>(tar: R, root: &Path) -> Result<ApplyStats, ApplyError> {
+    apply(tar, root, &[], false)
+}
+
+fn apply<R: Read>(tar: R, root: &Path, lowers: &[PathBuf], whiteouts: bool) -> Result<ApplyStats, ApplyError> {
     let root_fd = nix::fcntl::open(
         root,
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -163,6 +173,7 @@ pub fn apply_layer<R: Read>(
 
     let mut applier = Applier {
         root: root_fd,
+        whiteouts,
         lowers,
         lower_fds: Vec::new(),
         cache: None,
@@ -214,6 +225,8 @@ enum XattrTarget<'a> {
 
 struct Applier<'a> {
     root: OwnedFd,
+    /// Layer semantics: `.wh.NAME` deletes NAME, `.wh..wh..opq` makes a directory opaque.
+    whiteouts: bool,
     lowers: &'a [PathBuf],
     /// Lazily opened O_PATH descriptors of `lowers`.
     lower_fds: Vec<Option<OwnedFd>>,
@@ -247,7 +260,7 @@ impl Applier<'_> {
         }
         let (parent, name) = split_parent(&path);
 
-        if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX) {
+        if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX).filter(|_| self.whiteouts) {
             return self.whiteout(&raw, parent, name, hidden);
         }
 
@@ -1959,6 +1972,17 @@ mod tests {
             lmeta(&t.p("pax-hardlink")).ino(),
             lmeta(&t.p(&pax_path)).ino()
         );
+    }
+
+    #[test]
+    fn plain_extraction_keeps_whiteout_names_as_files() {
+        let t = TestDir::new("plain");
+        fs::write(t.p("keep"), b"still here").unwrap();
+        let tar = layer(&[file(".wh.keep", b"data"), file("d/.wh..wh..opq", b"x")]);
+        extract_plain(tar.as_slice(), &t.root).unwrap();
+        assert_eq!(fs::read(t.p(".wh.keep")).unwrap(), b"data");
+        assert_eq!(fs::read(t.p("keep")).unwrap(), b"still here", "nothing was whited out");
+        assert_eq!(fs::read(t.p("d/.wh..wh..opq")).unwrap(), b"x");
     }
 
     #[test]

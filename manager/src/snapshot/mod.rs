@@ -140,13 +140,14 @@ pub fn mount_readonly(lowers: &[PathBuf], target: &Path) -> Result<()> {
     fs::create_dir_all(target).at(target)?;
     if lowers.len() == 1 {
         mount(Some(&lowers[0]), target, None::<&str>, MsFlags::MS_BIND, None::<&str>).map_err(|e| Error::internal(format!("bind mount {}: {e}", target.display())))?;
-        mount(None::<&str>, target, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY, None::<&str>)
+        mount(None::<&str>, target, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NODEV | MsFlags::MS_NOSUID, None::<&str>)
             .map_err(|e| Error::internal(format!("remount {} read-only: {e}", target.display())))?;
         return Ok(());
     }
     let lower = lowers.iter().map(|p| p.to_string_lossy().into_owned()).collect::<Vec<_>>().join(":");
     let data = format!("lowerdir={lower}");
-    mount(Some("overlay"), target, Some("overlay"), MsFlags::MS_RDONLY, Some(data.as_str())).map_err(|e| Error::internal(format!("overlay mount at {}: {e}", target.display())))
+    // nodev/nosuid: what berthd reads through this mount must never be a host device.
+    mount(Some("overlay"), target, Some("overlay"), MsFlags::MS_RDONLY | MsFlags::MS_NODEV | MsFlags::MS_NOSUID, Some(data.as_str())).map_err(|e| Error::internal(format!("overlay mount at {}: {e}", target.display())))
 }
 
 pub fn unmount(target: &Path) -> Result<()> {
