@@ -176,6 +176,8 @@ fn multistage_ignore_errors_and_restart() {
         ("FROM IMG\nCOPY ../outside /\n", "outside the build context"),
         ("FROM IMG\nCOPY link /stolen\n", "file not found in build context"),
         ("RUN true\n", "FROM"),
+        // A heredoc's name is a destination name, never a path berthd writes to.
+        ("FROM IMG\nCOPY <</tmp/berth-heredoc-escape /x\nhi\n/tmp/berth-heredoc-escape\n", "heredoc"),
     ];
     std::os::unix::fs::symlink("/etc/shadow", bad.join("link")).ok();
     for (df, want) in cases {
@@ -184,7 +186,11 @@ fn multistage_ignore_errors_and_restart() {
         write(&bad, "Dockerfile", &df.replace("IMG", &img));
         let o = d.run(&["build", "-t", "bad:1", bad.to_str().unwrap()]);
         assert!(!o.ok() && o.text_lc().contains(&want.to_lowercase()), "{df}: {o}");
+        if want.contains("non-zero code: 3") {
+            assert_eq!(o.status.code(), Some(3), "docker build exits with the failing RUN's code: {o}");
+        }
     }
+    assert!(!Path::new("/tmp/berth-heredoc-escape").exists(), "a heredoc name wrote to the host");
     let o = d.run(&["build", "--target", "nosuch", c]);
     assert!(!o.ok() && o.text_lc().contains("failed to reach build target nosuch"), "{o}");
     assert!(d.run(&["inspect", "bad:1"]).stderr.to_lowercase().contains("no such"), "a failed build tags nothing");
@@ -223,6 +229,8 @@ fn instructions_scratch_heredoc_onbuild_and_stdin() {
         "SHELL [\"/bin/sh\", \"-e\", \"-c\"]\n",
         "ARG WHO=world\n",
         "ENV DIR=/srv/${{WHO:-nobody}} EMPTY=\n",
+        "ENV abc=hello\n",
+        "ENV abc=bye def=$abc\n",
         "RUN <<EOF\n",
         "mkdir -p $DIR\n",
         "echo \"hello $WHO\" > $DIR/hello.txt\n",
@@ -256,6 +264,8 @@ fn instructions_scratch_heredoc_onbuild_and_stdin() {
     assert_eq!(d.inspect("ins:1", "{{range $k, $v := .Config.Volumes}}{{$k}} {{end}}"), "/cache /data");
     assert_eq!(d.inspect("ins:1", "{{json .Config.Healthcheck}}"), r#"{"Test":["CMD-SHELL","test -f /onbuild.txt"],"Interval":5000000000,"Timeout":2000000000,"Retries":4}"#);
     assert_eq!(d.inspect("ins:1", "{{json .Config.OnBuild}}"), "null", "triggers run once, not inherited");
+    let env = d.inspect("ins:1", "{{json .Config.Env}}");
+    assert!(env.contains("\"abc=bye\"") && env.contains("\"def=hello\""), "one ENV's pairs see the values from before it: {env}");
     assert_eq!(d.ok(&["run", "--rm", "--entrypoint", "stat", "ins:1", "-c", "%a", "/downloaded/remote.txt"]).trim(), "600");
 
     // FROM scratch with a context sent on stdin as a tar.
