@@ -11,6 +11,7 @@ pkgs=(
   docker.io debootstrap                        # pull benchmark: dockerd as a peer, a Debian rootfs image
   iproute2 procps psmisc time hyperfine strace # netns tests, ps, peak RSS, bench, profiles
   nftables tini wrk                            # NAT and published ports; --init; port throughput bench
+  protobuf-compiler                            # protoc for the CRI client's bindings (shim/tests/cri.rs)
 )
 missing=()
 for p in "${pkgs[@]}"; do

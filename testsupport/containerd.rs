@@ -134,6 +134,38 @@ pub fn build_image(dir: &Path) -> PathBuf {
     tar
 }
 
+/// Builds `<dir>/<name>.tar`: [`build_image`]'s image (built first if `<dir>/image-layout` is
+/// not there yet) with its config's command replaced by `cmd`, again tagged `latest`; for a
+/// second image beside the busybox one, e.g. a pod's pause image that sleeps forever.
+pub fn build_image_with_cmd(dir: &Path, name: &str, cmd: &[&str]) -> PathBuf {
+    let base = dir.join("image-layout");
+    if !base.is_dir() {
+        build_image(dir);
+    }
+    let umoci = which("umoci").expect("umoci is required to build the test image (apt-get install umoci)");
+    let layout = dir.join(format!("{name}-layout"));
+    let _ = fs::remove_dir_all(&layout);
+    let mut c = Command::new("cp");
+    c.arg("-a").arg(&base).arg(&layout);
+    check(c);
+    let image = format!("{}:latest", layout.display());
+    let mut c = Command::new(&umoci);
+    c.args(["config", "--image", &image]);
+    for arg in cmd {
+        c.args(["--config.cmd", arg]);
+    }
+    check(c);
+    let mut c = Command::new(&umoci);
+    c.args(["gc", "--layout", layout.to_str().unwrap()]);
+    check(c);
+
+    let tar = dir.join(format!("{name}.tar"));
+    let mut c = Command::new("tar");
+    c.arg("-C").arg(&layout).arg("-cf").arg(&tar).arg(".");
+    check(c);
+    tar
+}
+
 pub fn cgroup_dirs_depth_first(root: &Path, out: &mut Vec<PathBuf>) {
     if let Ok(rd) = fs::read_dir(root) {
         for e in rd.flatten() {
