@@ -7,7 +7,7 @@
 # Environment:
 #   RUNS      timed builds per engine and kind, after WARMUP                 (default: 10)
 #   WARMUP    untimed builds per engine and kind                             (default: 1)
-#   BERTHD, BERTH  the daemon and CLI under test (default: target/release/berthd, berth)
+#   BERTHD, BERTH  the daemon and CLI under test (default: target/dist/berthd, berth; `make dist`)
 #
 # The base image: static busybox, one layer, pushed to a private docker-registry on loopback
 # and pulled into each engine. The Dockerfile (below) has the usual shape: ENV, WORKDIR, a
@@ -28,8 +28,8 @@ out="$here/.bench"
 mkdir -p "$out"
 RUNS=${RUNS:-10}
 WARMUP=${WARMUP:-1}
-BERTHD=${BERTHD:-$here/target/release/berthd}
-BERTH=${BERTH:-$here/target/release/berth}
+BERTHD=${BERTHD:-$here/target/dist/berthd}
+BERTH=${BERTH:-$here/target/dist/berth}
 DOCKER=/usr/bin/docker
 
 die() { echo "bench/build: $*" >&2; exit 1; }
@@ -39,7 +39,7 @@ for t in docker-registry dockerd umoci skopeo curl jq; do
   command -v "$t" >/dev/null || die "$t not installed (bash scripts/install-deps.sh)"
 done
 [[ -x $DOCKER ]] || die "no /usr/bin/docker (apt-get install docker.io)"
-[[ -x $BERTHD && -x $BERTH ]] || die "berthd/berth not built (make build)"
+[[ -x $BERTHD && -x $BERTH ]] || die "berthd/berth not built (make dist)"
 busybox=/bin/busybox
 [[ -x $busybox ]] || die "busybox-static not installed"
 

@@ -8,7 +8,7 @@
 #   RUNS      timed `run --rm` per client and network mode, after WARMUP   (default: 20)
 #   WARMUP    untimed warm-ups per client and mode                          (default: 2)
 #   WRK_SECS  seconds of load per engine (wrk -t2 -c16)                     (default: 10)
-#   BERTHD, BERTH  the daemon and CLI under test (default: target/release/berthd, berth)
+#   BERTHD, BERTH  the daemon and CLI under test (default: target/dist/berthd, berth; `make dist`)
 #
 # Both engines start the same image (static busybox, one layer, pushed to a private
 # docker-registry on loopback and pulled into each):
@@ -35,8 +35,8 @@ mkdir -p "$out"
 RUNS=${RUNS:-20}
 WARMUP=${WARMUP:-2}
 WRK_SECS=${WRK_SECS:-10}
-BERTHD=${BERTHD:-$here/target/release/berthd}
-BERTH=${BERTH:-$here/target/release/berth}
+BERTHD=${BERTHD:-$here/target/dist/berthd}
+BERTH=${BERTH:-$here/target/dist/berth}
 DOCKER=/usr/bin/docker
 
 die() { echo "bench/net: $*" >&2; exit 1; }
@@ -46,7 +46,7 @@ for t in docker-registry dockerd umoci skopeo curl jq wrk nft ip; do
   command -v "$t" >/dev/null || die "$t not installed (bash scripts/install-deps.sh)"
 done
 [[ -x $DOCKER ]] || die "no /usr/bin/docker (apt-get install docker.io)"
-[[ -x $BERTHD && -x $BERTH ]] || die "berthd/berth not built (make build)"
+[[ -x $BERTHD && -x $BERTH ]] || die "berthd/berth not built (make dist)"
 busybox=/bin/busybox
 [[ -x $busybox ]] || die "busybox-static not installed"
 ip link show docker0 >/dev/null 2>&1 && die "a docker0 bridge exists already; this bench makes its own"

@@ -7,7 +7,7 @@
 # Environment:
 #   RUNS              timed pulls per engine and image          (default: 3)
 #   BENCH_PEERS_ONLY  1 = leave berth out (peers only)           (default: 0)
-#   BERTHD, BERTH     the daemon and CLI under test  (default: target/release/berthd, berth)
+#   BERTHD, BERTH     the daemon and CLI under test  (default: target/dist/berthd, berth; `make dist`)
 #   CACHE             where the debootstrap rootfs and the OCI layouts made from it are kept
 #                     between runs                               (default: /var/cache/berth-bench)
 #   MIRROR            Debian mirror for debootstrap              (default: http://deb.debian.org/debian)
@@ -44,8 +44,8 @@ mkdir -p "$out"
 
 RUNS=${RUNS:-3}
 BENCH_PEERS_ONLY=${BENCH_PEERS_ONLY:-0}
-BERTHD=${BERTHD:-$here/target/release/berthd}
-BERTH=${BERTH:-$here/target/release/berth}
+BERTHD=${BERTHD:-$here/target/dist/berthd}
+BERTH=${BERTH:-$here/target/dist/berth}
 CACHE=${CACHE:-/var/cache/berth-bench}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
 

@@ -8,7 +8,7 @@
 #   RUNS       timed `run --rm IMAGE true` per client, after WARMUP warm-ups   (default: 20)
 #   WARMUP     untimed warm-up runs per client                                 (default: 2)
 #   N          containers started with `run -d IMAGE sleep 3600` per engine    (default: 100)
-#   BERTHD, BERTH  the daemon and CLI under test (default: target/release/berthd, berth); berthd
+#   BERTHD, BERTH  the daemon and CLI under test (default: target/dist/berthd, berth; `make dist`); berthd
 #              runs containerd-shim-berth-v2 and berth-runtime from beside its own binary
 #   DOCKER_NEW a newer docker CLI, run against berthd as a second berth row   (default:
 #              /usr/local/bin/docker if there; the row is left out without one)
@@ -63,8 +63,8 @@ mkdir -p "$out"
 RUNS=${RUNS:-20}
 WARMUP=${WARMUP:-2}
 N=${N:-100}
-BERTHD=${BERTHD:-$here/target/release/berthd}
-BERTH=${BERTH:-$here/target/release/berth}
+BERTHD=${BERTHD:-$here/target/dist/berthd}
+BERTH=${BERTH:-$here/target/dist/berth}
 DOCKER_NEW=${DOCKER_NEW:-/usr/local/bin/docker}
 
 die() { echo "bench/run: $*" >&2; exit 1; }
@@ -84,12 +84,12 @@ for b in /bin/busybox /usr/bin/busybox; do [[ -x $b ]] && busybox=$b && break; d
 if command -v ldd >/dev/null && ldd "$busybox" >/dev/null 2>&1; then
   die "$busybox is dynamically linked; the image needs busybox-static"
 fi
-[[ -x $BERTHD ]] || die "berthd not found: $BERTHD (make build)"
-[[ -x $BERTH ]] || die "berth not found: $BERTH (make build)"
-"$BERTH" run --help >/dev/null 2>&1 || die "$BERTH has no 'run' command: it predates containers (make build)"
+[[ -x $BERTHD ]] || die "berthd not found: $BERTHD (make dist)"
+[[ -x $BERTH ]] || die "berth not found: $BERTH (make dist)"
+"$BERTH" run --help >/dev/null 2>&1 || die "$BERTH has no 'run' command: it predates containers (make dist)"
 bindir=$(dirname "$(readlink -f "$BERTHD")")
 for b in containerd-shim-berth-v2 berth-runtime; do
-  [[ -x $bindir/$b ]] || command -v "$b" >/dev/null || die "$b is neither beside $BERTHD nor on PATH (make build)"
+  [[ -x $bindir/$b ]] || command -v "$b" >/dev/null || die "$b is neither beside $BERTHD nor on PATH (make dist)"
 done
 # Say so when the binaries are older than the sources (they are used all the same).
 stale=()

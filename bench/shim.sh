@@ -9,10 +9,10 @@
 #   BINARY    runc-compatible binary both shims run containers with: the Go shim
 #             gets it as `ctr run --runc-binary` (BinaryName), the berth shim finds
 #             it as the `berth-runtime` beside its binary (ctr passes runc options
-#             to runc.v2 only)                 (default: target/release/berth-runtime)
+#             to runc.v2 only)                 (default: target/dist/berth-runtime)
 #   HOLD      seconds to keep everything running after measuring, for a look
 #             with other tools                 (default: 0)
-#   SHIM      the berth shim binary            (default: target/release/containerd-shim-berth-v2)
+#   SHIM      the berth shim binary            (default: target/dist/containerd-shim-berth-v2, static; `make dist`)
 #
 # What it does: starts containerd with its own root, state and sockets under a
 # temp dir (CRI and unused snapshotters disabled, as shim/tests/containerd.rs
@@ -40,8 +40,8 @@ out="$here/.bench"
 mkdir -p "$out"
 
 N=${N:-20}
-SHIM=${SHIM:-$here/target/release/containerd-shim-berth-v2}
-BINARY=${BINARY:-$here/target/release/berth-runtime}
+SHIM=${SHIM:-$here/target/dist/containerd-shim-berth-v2}
+BINARY=${BINARY:-$here/target/dist/berth-runtime}
 
 die() { echo "bench/shim: $*" >&2; exit 1; }
 [[ $(id -u) == 0 ]] || die "needs root"

@@ -97,13 +97,27 @@ impl Runtime {
     }
 
     /// The last error entry of the JSON log (what runc's users report too).
+    /// The runtime's last errors, oldest first: the final line alone ("failed to create
+    /// container: io error") often hides the one before it that says why.
     fn last_log_error(&self) -> Option<String> {
         let text = std::fs::read_to_string(&self.log).ok()?;
-        text.lines().rev().find_map(|l| {
+        let error_of = |l: &str| -> Option<String> {
             let v: serde_json::Value = serde_json::from_str(l).ok()?;
             let level = v.get("level")?.as_str()?;
             (level == "error" || level == "fatal").then(|| v.get("msg")?.as_str().map(str::to_string))?
-        })
+        };
+        let mut msgs: Vec<String> = vec![];
+        for l in text.lines().rev() {
+            match error_of(l) {
+                Some(m) if msgs.len() < 3 => msgs.push(m),
+                Some(_) => break,
+                None if msgs.is_empty() => continue,
+                None => break,
+            }
+        }
+        msgs.reverse();
+        msgs.dedup();
+        (!msgs.is_empty()).then(|| msgs.join(": "))
     }
 
     fn with_io(mut cmd: Command, stdio: ChildIo) -> Command {
