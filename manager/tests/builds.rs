@@ -138,7 +138,7 @@ fn multistage_ignore_errors_and_restart() {
     let img = d.busybox(&sb);
     let ctx = sb.path("ctx");
     write(&ctx, "Dockerfile", &format!(
-        "FROM {img} AS build\nARG FLAVOR=plain\nRUN mkdir /out && echo \"compiled $FLAVOR\" > /out/artifact && echo y > /out/extra\n\
+        "FROM --platform=linux/amd64 {img} AS build\nARG FLAVOR=plain\nRUN mkdir /out && echo \"compiled $FLAVOR\" > /out/artifact && echo y > /out/extra\n\
          FROM {img}\nCOPY --from=build /out/artifact /usr/local/share/\nCOPY --from=0 /out /copied\nCOPY --chown=65534:65534 --chmod=600 keep/ /kept/\n\
          COPY *.txt /globbed/\nCMD [\"cat\", \"/usr/local/share/artifact\"]\n"));
     write(&ctx, "a.txt", "a\n");
@@ -176,6 +176,7 @@ fn multistage_ignore_errors_and_restart() {
         ("FROM IMG\nCOPY ../outside /\n", "outside the build context"),
         ("FROM IMG\nCOPY link /stolen\n", "file not found in build context"),
         ("RUN true\n", "FROM"),
+        ("FROM --platform=bogus IMG\n", "invalid platform"),
         // A heredoc's name is a destination name, never a path berthd writes to.
         ("FROM IMG\nCOPY <</tmp/berth-heredoc-escape /x\nhi\n/tmp/berth-heredoc-escape\n", "heredoc"),
     ];

@@ -36,6 +36,16 @@ fn cgroup_dirs(pid: u32) -> Result<HashMap<String, PathBuf>> {
     Ok(dirs)
 }
 
+/// The cgroup v2 directory of `pid` (`0::/path`), on a pure v2 host or the
+/// unified hierarchy of a hybrid one.
+pub fn unified_cgroup(pid: u32) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let path = text.lines().find_map(|l| l.strip_prefix("0::"))?.trim_start_matches('/');
+    let unified = PathBuf::from(CGROUP_ROOT).join("unified");
+    let root = if unified.join("cgroup.controllers").is_file() { unified } else { PathBuf::from(CGROUP_ROOT) };
+    Some(root.join(path))
+}
+
 /// The v1 memory cgroup directory of `pid`.
 pub fn memory_cgroup(pid: u32) -> Option<PathBuf> {
     cgroup_dirs(pid).ok()?.remove("memory")

@@ -280,21 +280,25 @@ impl Builder {
         })
     }
 
-    /// An image by reference: local, or pulled (always with `--pull`).
-    async fn base_image(&self, name: &str) -> Result<ImageRecord> {
+    /// An image by reference for `platform`: local if it is there for that platform, else
+    /// pulled (always with `--pull`).
+    async fn base_image(&self, name: &str, platform: &crate::image::Platform) -> Result<ImageRecord> {
         let r = crate::reference::Reference::parse(name)?;
         if !self.opts.pull {
             if let Ok(rec) = self.svc.images.resolve(name) {
-                return Ok(rec);
+                let arch = self.svc.images.config_json(&rec)?.get("architecture").and_then(|a| a.as_str()).unwrap_or("").to_string();
+                if arch.is_empty() || arch == platform.arch {
+                    return Ok(rec);
+                }
             }
         }
         let progress = if self.opts.quiet { Progress::discard() } else { self.out.clone() };
-        let id = self.svc.images.pull(&r, &crate::image::Platform::host(), self.opts.creds.clone(), &progress).await?;
+        let id = self.svc.images.pull(&r, platform, self.opts.creds.clone(), &progress).await?;
         self.svc.images.get_record(&id)
     }
 
     /// An earlier stage by name or index, else an image.
-    async fn stage_or_image(&self, name: &str) -> Result<ImageRecord> {
+    async fn stage_or_image(&self, name: &str, platform: &crate::image::Platform) -> Result<ImageRecord> {
         let lower = name.to_ascii_lowercase();
         if let Some((_, img)) = self.stages.iter().rev().find(|(n, _)| n.as_deref() == Some(lower.as_str())) {
             return Ok(img.clone());
@@ -302,7 +306,7 @@ impl Builder {
         if let Ok(i) = name.parse::<usize>() {
             return self.stages.get(i).map(|(_, img)| img.clone()).ok_or_else(|| Error::invalid(format!("invalid from flag value {name}: refers to a stage that is not built before this one")));
         }
-        self.base_image(name).await
+        self.base_image(name, platform).await
     }
 
     pub async fn stage(&mut self, stage: &Stage, _df: &Dockerfile) -> Result<ImageRecord> {
@@ -311,10 +315,19 @@ impl Builder {
         if base.is_empty() {
             return Err(Error::invalid(format!("Dockerfile line {}: FROM names no image", stage.line)));
         }
+        // FROM --platform: the base image for that platform (pulled if the local one is
+        // for another); the build's RUN steps still run on this host.
+        let platform = match &stage.platform {
+            Some(p) => {
+                let p = dockerfile::expand(p, self.escape, &|n| self.meta.get(n).cloned()).map_err(|e| Error::invalid(format!("Dockerfile line {}: {e}", stage.line)))?;
+                crate::image::Platform::parse(&p)?
+            }
+            None => crate::image::Platform::host(),
+        };
         let image = if base.eq_ignore_ascii_case("scratch") {
             self.svc.images.scratch()?
         } else {
-            self.stage_or_image(&base).await?
+            self.stage_or_image(&base, &platform).await?
         };
         self.hold(&image);
         self.say(&format!(" ---> {}\n", short(&image.id)));
@@ -782,7 +795,7 @@ impl Builder {
         // files this step writes (heredocs, downloads).
         let from_root: Option<(OwnedFd, PathBuf)> = match &from {
             Some(f) => {
-                let img = self.stage_or_image(f).await?;
+                let img = self.stage_or_image(f, &crate::image::Platform::host()).await?;
                 self.hold(&img);
                 let lowers = match img.chain_ids.last() {
                     Some(t) => self.svc.images.snapshots.lowers(&self.svc.store, t)?,
