@@ -76,23 +76,9 @@ impl Daemon {
             if c.running_count().map(|(_, running, paused, _)| running + paused == 0).unwrap_or(false) {
                 n.shutdown();
                 v.shutdown();
-                remove_cgroup_parents();
             }
         })
         .await;
     }
 }
 
-/// The `/berth` parent cgroups the runtime made for berthd's containers (`/berth/<id>`):
-/// empty once nothing runs, and removed then so a stopped berthd leaves no cgroup behind.
-/// rmdir only ever removes an empty cgroup; one still in use stays.
-fn remove_cgroup_parents() {
-    let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") else { return };
-    let mut dirs: Vec<std::path::PathBuf> = rd.flatten().map(|e| e.path().join("berth")).collect();
-    dirs.push(std::path::PathBuf::from("/sys/fs/cgroup/berth"));
-    for d in dirs {
-        if d.is_dir() {
-            let _ = std::fs::remove_dir(&d);
-        }
-    }
-}

@@ -140,11 +140,15 @@ impl ContainerService {
             .name("exec-wait".into())
             .spawn(move || {
                 let code = shim.wait(&exec_id).map(|w| w.0 as i64).unwrap_or(255);
+                // The exit code is recorded before the output ends: a client inspects the
+                // exec as soon as its stream closes (docker exec's exit status).
+                {
+                    let mut st = inst2.state.lock().unwrap();
+                    st.running = false;
+                    st.exit_code = Some(code);
+                }
                 let _ = exited.send(true);
                 let _ = shim.delete(&exec_id);
-                let mut st = inst2.state.lock().unwrap();
-                st.running = false;
-                st.exit_code = Some(code);
                 fifos.remove();
             })
             .map_err(|e| Error::internal(e.to_string()))?;
