@@ -123,8 +123,8 @@ fn normalize(path: &str) -> String {
     }
 }
 
-/// Go's `filepath.Clean` for `/`-separated paths.
-fn clean(p: &str) -> String {
+/// Go's `path.Clean` for `/`-separated paths (also the CLI's, for `cp`).
+pub fn clean(p: &str) -> String {
     let rooted = p.starts_with('/');
     let mut out: Vec<&str> = Vec::new();
     for seg in p.split('/') {

@@ -21,6 +21,8 @@ use hyper::body::Incoming;
 use hyper::{Method, Response};
 use tokio::io::AsyncRead;
 
+use berth_manager::build::ignore::clean;
+
 use crate::client::{ClientError, Req};
 use crate::Ctx;
 
@@ -86,31 +88,6 @@ pub fn split_cp_arg(arg: &str) -> Side {
     match arg.split_once(':') {
         Some((c, p)) if !c.is_empty() && !c.starts_with('.') => Side::Container(c.to_string(), p.to_string()),
         _ => Side::Local(arg.to_string()),
-    }
-}
-
-/// Go's `path.Clean` for `/`-separated paths.
-fn clean(p: &str) -> String {
-    let rooted = p.starts_with('/');
-    let mut out: Vec<&str> = Vec::new();
-    for seg in p.split('/') {
-        match seg {
-            "" | "." => {}
-            ".." => {
-                if out.last().is_some_and(|l| *l != "..") {
-                    out.pop();
-                } else if !rooted {
-                    out.push("..");
-                }
-            }
-            s => out.push(s),
-        }
-    }
-    let body = out.join("/");
-    match (rooted, body.is_empty()) {
-        (true, _) => format!("/{body}"),
-        (false, true) => ".".into(),
-        (false, false) => body,
     }
 }
 
