@@ -18,7 +18,11 @@ pub struct Prepared {
     /// The directory libcontainer reads config.json from.
     pub effective: PathBuf,
     pub spec: Spec,
+    /// A ready-made seccomp filter for the init (seccomp.rs).
+    pub seccomp: Option<std::sync::Arc<crate::seccomp::Plan>>,
     derived: Option<PathBuf>,
+    /// The config.json exec'd processes should see, once the init has been made from another.
+    tenant_config: Option<Vec<u8>>,
     keep: bool,
 }
 
@@ -35,6 +39,13 @@ impl Prepared {
         if self.derived.is_some() {
             fs::write(container_dir.join(ORIGINAL_BUNDLE), self.bundle.as_os_str().as_encoded_bytes())
                 .context("recording the bundle path")?;
+        }
+        // libcontainer reads the bundle again for every exec: from here on it holds the
+        // profile and capabilities as the spec has them.
+        if let (Some(dir), Some(raw)) = (&self.derived, self.tenant_config.take()) {
+            let tmp = dir.join("config.json.tmp");
+            fs::write(&tmp, raw).and_then(|_| fs::rename(&tmp, dir.join("config.json")))
+                .with_context(|| format!("writing {}", dir.display()))?;
         }
         self.keep = true;
         Ok(())
@@ -89,8 +100,19 @@ pub fn prepare(state_root: &Path, id: &str, bundle: &Path, systemd: bool) -> Res
     // startContainer hooks need the derived bundle: berth runs them itself (see hooks.rs).
     let has_start_hooks =
         spec.hooks().as_ref().is_some_and(|h| h.start_container().as_ref().is_some_and(|l| !l.is_empty()));
-    if !adapt(&mut spec, id, systemd, cgroup_v1_host()) && !has_start_hooks {
-        return Ok(Prepared { effective: bundle.clone(), bundle, spec, derived: None, keep: false });
+    let adapted = adapt(&mut spec, id, systemd, cgroup_v1_host());
+    let seccomp =
+        crate::seccomp::filter(&spec)?.map(|f| crate::seccomp::Plan::new(f, spec.process().as_ref()));
+    if !adapted && !has_start_hooks && seccomp.is_none() {
+        return Ok(Prepared {
+            effective: bundle.clone(),
+            bundle,
+            spec,
+            seccomp: None,
+            derived: None,
+            tenant_config: None,
+            keep: false,
+        });
     }
     // Relative paths in the derived spec must still point into the user's bundle.
     if let Some(mut root) = spec.root().clone() {
@@ -105,9 +127,24 @@ pub fn prepare(state_root: &Path, id: &str, bundle: &Path, systemd: bool) -> Res
         fs::write(dir.join(crate::hooks::START_HOOKS), serde_json::to_vec(&start_hooks)?)?;
     }
     let raw = serde_json::to_vec(&spec)?;
-    let prepared =
-        Prepared { bundle, effective: dir.clone(), spec, derived: Some(dir.clone()), keep: false };
-    fs::write(dir.join("config.json"), raw).with_context(|| format!("writing {}", dir.display()))?;
+    // With a ready-made filter the init is made from a spec without the profile (seccomp.rs).
+    let (seccomp, init_raw, tenant_config) = match seccomp {
+        Some(plan) => {
+            let init = serde_json::to_vec(&plan.init_spec(&spec))?;
+            (Some(std::sync::Arc::new(plan)), init, Some(raw))
+        }
+        None => (None, raw, None),
+    };
+    let prepared = Prepared {
+        bundle,
+        effective: dir.clone(),
+        spec,
+        seccomp,
+        derived: Some(dir.clone()),
+        tenant_config,
+        keep: false,
+    };
+    fs::write(dir.join("config.json"), init_raw).with_context(|| format!("writing {}", dir.display()))?;
     Ok(prepared)
 }
 

@@ -6,6 +6,7 @@ mod executor;
 mod hooks;
 mod logging;
 mod prewarm;
+mod seccomp;
 mod selfexe;
 mod signal;
 

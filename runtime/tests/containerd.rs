@@ -443,7 +443,9 @@ fn detached_exec_ps_kill_delete() {
     assert_eq!(code(&out.status), Some(0), "stderr: {}", text(&out.stderr));
 
     // ps lists the init process and a detached exec.
-    cd.ctr_ok(&["task", "exec", "-d", "--exec-id", "bg", id, "sleep", "301"]);
+    // ctr leaves a detached exec's fifos behind: keep them in our dir.
+    let fifo = cd.dir.join("fifo").display().to_string();
+    cd.ctr_ok(&["task", "exec", "-d", "--fifo-dir", &fifo, "--exec-id", "bg", id, "sleep", "301"]);
     let cmdline = |pid: u32| fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default().replace('\0', " ");
     let deadline = Instant::now() + Duration::from_secs(10);
     let (pids, bg) = loop {

@@ -394,8 +394,10 @@ fn detached_exec_ps_pause_kill_delete() {
     assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
 
     // A detached exec shows in ps; its id cannot be reused while it exists.
-    cd.ctr_ok(&["task", "exec", "-d", "--exec-id", "bg", id, "sleep", "301"]);
-    let out = cd.ctr(&["task", "exec", "-d", "--exec-id", "bg", id, "true"]);
+    // ctr leaves a detached exec's fifos behind: keep them in our dir.
+    let fifo = cd.dir.join("fifo").display().to_string();
+    cd.ctr_ok(&["task", "exec", "-d", "--fifo-dir", &fifo, "--exec-id", "bg", id, "sleep", "301"]);
+    let out = cd.ctr(&["task", "exec", "-d", "--fifo-dir", &fifo, "--exec-id", "bg", id, "true"]);
     assert!(!out.status.success(), "a reused exec id should fail");
     assert!(text(&out.stderr).contains("already exists"), "stderr: {}", text(&out.stderr));
     let cmdline = |pid: u32| fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default().replace('\0', " ");

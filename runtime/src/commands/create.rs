@@ -26,7 +26,7 @@ pub fn build(g: &Global, opts: &CreateOpts, id: &str, detach: bool) -> Result<Co
         .with_context(|| format!("entering bundle {}", prepared.bundle.display()))?;
 
     let container = ContainerBuilder::new(id.to_string(), SyscallType::default())
-        .with_executor(crate::executor::ContainerExecutor)
+        .with_executor(crate::executor::ContainerExecutor::new(prepared.seccomp.clone()))
         .with_pid_file(pid_file)?
         .with_console_socket(console_socket)
         .with_root_path(&g.root)?

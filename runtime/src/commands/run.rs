@@ -18,6 +18,7 @@ pub fn run(g: &Global, a: Run) -> Result<i32> {
     }
     if let Err(e) = c.start() {
         let _ = c.delete(true);
+        let _ = std::fs::remove_dir_all(crate::bundle::derived_dir(&g.root, &a.id));
         return Err(e.into());
     }
     if a.detach {
@@ -29,6 +30,7 @@ pub fn run(g: &Global, a: Run) -> Result<i32> {
         if let Ok(mut c) = super::load(&g.root, &a.id) {
             c.delete(true)?;
         }
+        let _ = std::fs::remove_dir_all(crate::bundle::derived_dir(&g.root, &a.id));
     }
     code
 }
