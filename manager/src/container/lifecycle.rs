@@ -324,7 +324,9 @@ impl ContainerService {
             let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
         }
         self.networks.detach(id);
-        let _ = self.update(id, |r| r.net = None);
+        if self.get(id).is_ok_and(|r| r.net.is_some()) {
+            let _ = self.update(id, |r| r.net = None);
+        }
         netns::remove(&self.exec_root, id);
         for f in ["init-stdin", "init-stdout", "init-stderr"] {
             let _ = std::fs::remove_file(self.run_dir(id).join(f));
@@ -731,8 +733,9 @@ impl ContainerService {
             Ok(())
         })?;
         tokio::task::block_in_place(|| self.cleanup_run(&id)); // netlink and nft work
-        let _ = std::fs::remove_dir_all(self.run_dir(&id));
-        let _ = std::fs::remove_dir_all(self.data_dir(&id));
+        // The directories go to the trash at once and are deleted after the reply (an upper
+        // dir can be large); whatever a crash leaves there goes at the next start.
+        let trash: Vec<_> = [self.run_dir(&id), self.data_dir(&id)].into_iter().filter_map(|d| trash(&d)).collect();
         self.outputs.lock().unwrap().remove(&id);
         self.locks.lock().unwrap().remove(&id);
         // rm -v: its anonymous volumes, never named ones.
@@ -743,6 +746,13 @@ impl ContainerService {
         }
         self.event(&rec, "destroy");
         self.notify();
+        if !trash.is_empty() {
+            tokio::task::spawn_blocking(move || {
+                for d in trash {
+                    let _ = std::fs::remove_dir_all(d);
+                }
+            });
+        }
         Ok(())
     }
 
@@ -797,6 +807,9 @@ impl ContainerService {
     /// that happened while berthd was away, then restart what the policies say.
     pub async fn recover(self: &Arc<Self>) -> Result<()> {
         let _ = std::fs::create_dir_all(self.exec_root.join("netns"));
+        for root in [&self.exec_root, &self.data_root] {
+            let _ = std::fs::remove_dir_all(root.join(TRASH));
+        }
         for (id, rec) in self.store.list::<ContainerRecord>(CONTAINERS)? {
             if matches!(rec.state.status, Status::Restarting | Status::Removing) {
                 self.update(&id, |r| r.state.status = Status::Exited)?;
@@ -868,6 +881,26 @@ impl ContainerService {
     pub fn oom(&self, id: &str) {
         if let Ok(r) = self.update(id, |r| r.state.oom_killed = true) {
             self.event(&r, "oom");
+        }
+    }
+}
+
+/// Beside `containers` under each root: directories of removed containers, being deleted.
+const TRASH: &str = "containers-removed";
+
+/// Moves a removed container's directory to the trash (same filesystem: a rename); None when
+/// there was nothing to move.
+fn trash(dir: &std::path::Path) -> Option<std::path::PathBuf> {
+    let root = dir.parent()?.parent()?.join(TRASH);
+    let _ = std::fs::create_dir_all(&root);
+    let to = root.join(dir.file_name()?);
+    match std::fs::rename(dir, &to) {
+        Ok(()) => Some(to),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(_) => {
+            // Not movable (another filesystem?): delete in place, as before.
+            let _ = std::fs::remove_dir_all(dir);
+            None
         }
     }
 }

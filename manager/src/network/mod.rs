@@ -564,7 +564,11 @@ impl NetworkService {
     pub fn detach(&self, id: &str) {
         let nets = self.list_all().unwrap_or_default();
         for i in 0..nets.len().max(4) {
-            let _ = self.block_on(link::delete(&self.host, &veth_name(id, i)));
+            // Most containers have no veth to remove: ask the kernel cheaply before netlink.
+            let name = veth_name(id, i);
+            if nix::net::if_::if_nametoindex(name.as_str()).is_ok() {
+                let _ = self.block_on(link::delete(&self.host, &name));
+            }
         }
         if self.ports.lock().unwrap().remove(id).is_some() {
             if let Err(e) = self.apply_firewall() {
