@@ -282,6 +282,12 @@ fn security_defaults() {
     c.eq(d.inspect("lim", "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}}").as_str(), "67108864 20", || "inspect HostConfig".into());
     c.eq(cgroup_file("memory", &lim, "memory.limit_in_bytes"), Some("67108864".into()), || "host /sys/fs/cgroup/memory/berth/<id>/memory.limit_in_bytes".into());
     c.eq(cgroup_file("pids", &lim, "pids.max"), Some("20".into()), || "host /sys/fs/cgroup/pids/berth/<id>/pids.max".into());
+    // docker exec: the container's seccomp profile and capabilities hold for exec'd
+    // processes too (libcontainer 0.7 alone gave them no filter at all)
+    let m = kv(&d.ok(&["exec", "lim", "sh", "-c", &format!("{status}; if unshare -m true 2>/dev/null; then echo unshare=allowed; else echo unshare=denied; fi")]));
+    c.eq(get(&m, "Seccomp"), "2".into(), || "docker exec: Seccomp mode".into());
+    c.eq(get(&m, "CapEff"), "00000000a80425fb".into(), || "docker exec: CapEff".into());
+    c.eq(get(&m, "unshare"), "denied".into(), || "docker exec: `unshare -m true`".into());
     let inside = d.ok(&[
         "exec", "lim", "sh", "-c",
         "echo mem=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || echo missing); \
