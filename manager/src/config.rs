@@ -24,6 +24,9 @@ pub struct Config {
     pub mtu: u32,
     /// `--firewall-backend`: nftables or iptables; empty picks nftables where `nft` exists.
     pub firewall_backend: String,
+    /// `--cgroup-parent`: where containers' cgroups go (`<parent>/<id>`), unless a container
+    /// names its own; `/berth` by default (dockerd's is `/docker`).
+    pub cgroup_parent: String,
 }
 
 /// The file's keys are the flags' names (`data-root = "/srv/berth"`).
@@ -41,6 +44,7 @@ pub struct FileConfig {
     pub bip: Option<String>,
     pub mtu: Option<u32>,
     pub firewall_backend: Option<String>,
+    pub cgroup_parent: Option<String>,
 }
 
 impl FileConfig {
@@ -58,6 +62,16 @@ impl FileConfig {
     }
 }
 
+/// A cgroup parent as `--cgroup-parent` or a container's CgroupParent gives it: absolute
+/// (a relative one is taken from the root, as cgroupfs paths are), no `.` or `..` steps.
+pub fn cgroup_parent(p: &str) -> Result<String> {
+    let parts: Vec<&str> = p.split('/').filter(|c| !c.is_empty()).collect();
+    if parts.is_empty() || parts.iter().any(|c| *c == "." || *c == "..") || p.contains('\0') {
+        return Err(Error::invalid(format!("invalid cgroup parent {p:?}: use a path such as /berth or /mygroup/sub")));
+    }
+    Ok(format!("/{}", parts.join("/")))
+}
+
 /// `unix:///run/berth/berth.sock` → the path. Only unix sockets are served.
 pub fn parse_host(h: &str) -> Result<PathBuf> {
     if let Some(p) = h.strip_prefix("unix://") {
@@ -70,4 +84,19 @@ pub fn parse_host(h: &str) -> Result<PathBuf> {
         return Ok(PathBuf::from(h));
     }
     Err(Error::invalid(format!("invalid host {h:?}: berthd listens on unix sockets only (unix:///PATH)")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cgroup_parents() {
+        assert_eq!(cgroup_parent("/berth").unwrap(), "/berth");
+        assert_eq!(cgroup_parent("a/b/").unwrap(), "/a/b");
+        assert_eq!(cgroup_parent("//a//b").unwrap(), "/a/b");
+        for bad in ["", "/", "/a/../b", "..", "/a/./b"] {
+            assert!(cgroup_parent(bad).is_err(), "{bad:?} accepted");
+        }
+    }
 }

@@ -50,7 +50,7 @@ impl Daemon {
         let events = Arc::new(events::Events::default());
         let networks = network::NetworkService::new(store.clone(), network::Options { bridge: config.bridge.clone(), bip: config.bip.clone(), mtu: config.mtu, firewall_backend: config.firewall_backend.clone() })?;
         let volumes = volume::VolumeService::new(store.clone(), &config.data_root)?;
-        let containers = container::ContainerService::new(store.clone(), images.clone(), networks.clone(), volumes.clone(), events.clone(), &config.data_root, &config.exec_root)?;
+        let containers = container::ContainerService::new(store.clone(), images.clone(), networks.clone(), volumes.clone(), events.clone(), &config.data_root, &config.exec_root, &config.cgroup_parent)?;
         let wv = Arc::downgrade(&containers);
         volumes.set_users(Box::new(move |v: &str| wv.upgrade().map(|c| c.volume_users(v)).unwrap_or_default()));
         let wc = Arc::downgrade(&containers);

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::containers::{cgroup_file, docker_bin, poll, Bg, Docker};
+use common::containers::{docker_bin, poll, Bg, Docker};
 use common::{Out, Sandbox};
 
 /// A sandbox with a registry and berthd running, or None (skipped) without the tools.
@@ -280,8 +280,20 @@ fn security_defaults() {
     // resource limits: on the host's cgroup (v1) and as the container sees it
     let lim = d.ok(&["run", "-d", "--name", "lim", "--memory", "64m", "--pids-limit", "20", &img, "sleep", "300"]).trim().to_string();
     c.eq(d.inspect("lim", "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}}").as_str(), "67108864 20", || "inspect HostConfig".into());
-    c.eq(cgroup_file("memory", &lim, "memory.limit_in_bytes"), Some("67108864".into()), || "host /sys/fs/cgroup/memory/berth/<id>/memory.limit_in_bytes".into());
-    c.eq(cgroup_file("pids", &lim, "pids.max"), Some("20".into()), || "host /sys/fs/cgroup/pids/berth/<id>/pids.max".into());
+    c.eq(d.cgroup_file("memory", &lim, "memory.limit_in_bytes"), Some("67108864".into()), || "host /sys/fs/cgroup/memory/<--cgroup-parent>/<id>/memory.limit_in_bytes".into());
+    c.eq(d.cgroup_file("pids", &lim, "pids.max"), Some("20".into()), || "host /sys/fs/cgroup/pids/<--cgroup-parent>/<id>/pids.max".into());
+    // --cgroup-parent: the container's own parent instead of berthd's; one that climbs out
+    // is refused at create
+    let own = format!("{}/own", sb.cgroup_parent);
+    let cg = d.ok(&["run", "-d", "--cgroup-parent", &own, &img, "sleep", "300"]).trim().to_string();
+    let pids = std::path::Path::new("/sys/fs/cgroup/pids").join(own.trim_start_matches('/')).join(&cg);
+    c.ok(!std::path::Path::new("/sys/fs/cgroup/pids").exists() || pids.join("pids.current").exists(), || format!("--cgroup-parent {own}: no {}", pids.display()));
+    c.eq(d.inspect(&cg, "{{.HostConfig.CgroupParent}}").as_str(), own.as_str(), || "inspect HostConfig.CgroupParent".into());
+    d.ok(&["rm", "-f", &cg]);
+    let out = d.run(&["run", "--rm", "--cgroup-parent", "/x/../../etc", &img, "true"]);
+    c.eq(code(&out), 125, || format!("--cgroup-parent /x/../../etc: {out}"));
+    c.ok(out.stderr.contains("invalid cgroup parent"), || format!("--cgroup-parent /x/../../etc says: {out}"));
+
     // docker exec: the container's seccomp profile and capabilities hold for exec'd
     // processes too (libcontainer 0.7 alone gave them no filter at all)
     let m = kv(&d.ok(&["exec", "lim", "sh", "-c", &format!("{status}; if unshare -m true 2>/dev/null; then echo unshare=allowed; else echo unshare=denied; fi")]));
@@ -352,7 +364,7 @@ fn restart_policy_and_rm() {
     assert!(poll(Duration::from_secs(20), || (lines(&d) >= 3).then_some(())).is_some(), "the pause loop prints nothing");
     d.ok(&["pause", "pauser"]);
     c.eq(d.inspect("pauser", "{{.State.Paused}} {{.State.Status}}").as_str(), "true paused", || "after docker pause".into());
-    if let Some(st) = cgroup_file("freezer", &p, "freezer.state") {
+    if let Some(st) = d.cgroup_file("freezer", &p, "freezer.state") {
         c.eq(st.as_str(), "FROZEN", || "host freezer.state of the paused container".into());
     }
     let ps = d.ok(&["ps", "--format", "{{.Names}} {{.Status}}"]);
@@ -431,7 +443,7 @@ fn live_restore() {
     let before = *line_numbers(&d.ok(&["logs", "loop"])).iter().max().unwrap();
 
     sb.kill9_berthd();
-    let procs = cgroup_file("pids", &dies, "cgroup.procs").unwrap_or_default();
+    let procs = d.cgroup_file("pids", &dies, "cgroup.procs").unwrap_or_default();
     let sh_pid = procs
         .split_whitespace()
         .filter_map(|p| p.parse::<i32>().ok())
@@ -439,7 +451,7 @@ fn live_restore() {
         .unwrap_or_else(|| panic!("no sh in container dies's pids cgroup (procs: {procs:?})"));
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(sh_pid), nix::sys::signal::Signal::SIGUSR1).unwrap();
     let exited = poll(Duration::from_secs(20), || {
-        cgroup_file("pids", &dies, "cgroup.procs").is_none_or(|p| p.trim().is_empty()).then_some(())
+        d.cgroup_file("pids", &dies, "cgroup.procs").is_none_or(|p| p.trim().is_empty()).then_some(())
     });
     assert!(exited.is_some(), "container dies did not exit on SIGUSR1 while berthd was down");
     std::thread::sleep(Duration::from_secs(1)); // loop goes on printing with nobody reading

@@ -46,6 +46,9 @@ struct Args {
     /// nftables or iptables (default: nftables where nft is installed).
     #[arg(long)]
     firewall_backend: Option<String>,
+    /// Parent cgroup of containers that name none of their own (default /berth)
+    #[arg(long)]
+    cgroup_parent: Option<String>,
 }
 
 fn settings(a: Args) -> berth_manager::errors::Result<Config> {
@@ -63,7 +66,8 @@ fn settings(a: Args) -> berth_manager::errors::Result<Config> {
     let bip = a.bip.or(f.bip);
     let mtu = a.mtu.or(f.mtu).unwrap_or(0);
     let firewall_backend = a.firewall_backend.or(f.firewall_backend).unwrap_or_default();
-    Ok(Config { data_root, exec_root, hosts, insecure_registries: insecure, pidfile, log_level, debug, bridge, bip, mtu, firewall_backend })
+    let cgroup_parent = berth_manager::config::cgroup_parent(&a.cgroup_parent.or(f.cgroup_parent).unwrap_or_else(|| "/berth".into()))?;
+    Ok(Config { data_root, exec_root, hosts, insecure_registries: insecure, pidfile, log_level, debug, bridge, bip, mtu, firewall_backend, cgroup_parent })
 }
 
 fn main() -> ExitCode {

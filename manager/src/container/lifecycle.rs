@@ -158,6 +158,9 @@ impl ContainerService {
         if hc.init.unwrap_or(false) {
             spec::find_init()?;
         }
+        if let Some(p) = hc.cgroup_parent.as_deref().filter(|p| !p.is_empty()) {
+            crate::config::cgroup_parent(p)?;
+        }
         spec::capabilities(&ContainerRecord::placeholder(&hc))?;
 
         let name = match name.map(|n| n.strip_prefix('/').unwrap_or(n)).filter(|n| !n.is_empty()) {
@@ -411,7 +414,7 @@ impl ContainerService {
         }
         let mounts = self.volume_mounts(rec, &rootfs)?;
         let init = if hc.init.unwrap_or(false) { Some(spec::find_init()?) } else { None };
-        let paths = spec::Paths { rootfs: rootfs.clone(), hostname: data.join("hostname"), hosts: data.join("hosts"), resolv_conf: data.join("resolv.conf"), netns, mounts, init };
+        let paths = spec::Paths { rootfs: rootfs.clone(), hostname: data.join("hostname"), hosts: data.join("hosts"), resolv_conf: data.join("resolv.conf"), netns, mounts, init, cgroup: self.cgroup_path(rec) };
         let spec = spec::build(rec, &paths, &user)?;
         let json = serde_json::to_vec_pretty(&spec).map_err(|e| Error::internal(e.to_string()))?;
         std::fs::write(run.join("config.json"), json)?;

@@ -59,6 +59,8 @@ pub struct ContainerService {
     pub events: Arc<Events>,
     data_root: PathBuf,
     exec_root: PathBuf,
+    /// `--cgroup-parent`, already checked.
+    cgroup_parent: String,
     live: Mutex<HashMap<String, Arc<Live>>>,
     /// One lifecycle operation at a time per container.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -73,7 +75,7 @@ pub struct ContainerService {
 }
 
 impl ContainerService {
-    pub fn new(store: Arc<Store>, images: Arc<ImageService>, networks: Arc<crate::network::NetworkService>, volumes: Arc<crate::volume::VolumeService>, events: Arc<Events>, data_root: &std::path::Path, exec_root: &std::path::Path) -> Result<Arc<Self>> {
+    pub fn new(store: Arc<Store>, images: Arc<ImageService>, networks: Arc<crate::network::NetworkService>, volumes: Arc<crate::volume::VolumeService>, events: Arc<Events>, data_root: &std::path::Path, exec_root: &std::path::Path, cgroup_parent: &str) -> Result<Arc<Self>> {
         std::fs::create_dir_all(data_root.join("containers"))?;
         std::fs::create_dir_all(exec_root.join("containers"))?;
         store.write(|w| {
@@ -88,6 +90,7 @@ impl ContainerService {
             events,
             data_root: data_root.to_path_buf(),
             exec_root: exec_root.to_path_buf(),
+            cgroup_parent: cgroup_parent.to_string(),
             live: Mutex::new(HashMap::new()),
             locks: Mutex::new(HashMap::new()),
             changes: tokio::sync::watch::channel(0).0,
@@ -100,6 +103,13 @@ impl ContainerService {
 
     fn lock_for(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
         self.locks.lock().unwrap().entry(id.to_string()).or_default().clone()
+    }
+
+    /// The container's cgroup path: `<its CgroupParent, else --cgroup-parent>/<id>`.
+    pub fn cgroup_path(&self, rec: &ContainerRecord) -> String {
+        let own = rec.host_config.cgroup_parent.as_deref().filter(|p| !p.is_empty());
+        let parent = own.and_then(|p| crate::config::cgroup_parent(p).ok()).unwrap_or_else(|| self.cgroup_parent.clone());
+        format!("{}/{}", parent.trim_end_matches('/'), rec.id)
     }
 
     pub fn data_dir(&self, id: &str) -> PathBuf {

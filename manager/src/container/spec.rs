@@ -24,6 +24,8 @@ pub struct Paths {
     pub mounts: Vec<Mount>,
     /// `--init`: the host's static init (tini), run as the container's pid 1.
     pub init: Option<PathBuf>,
+    /// linux.cgroupsPath.
+    pub cgroup: String,
 }
 
 /// Where Docker's `--init` binary is mounted in the container.
@@ -336,7 +338,7 @@ pub fn build(rec: &ContainerRecord, p: &Paths, user: &User) -> Result<Spec> {
         .devices(linux_devices)
         .namespaces(namespaces)
         .resources(res.build().map_err(|e| Error::internal(format!("resources: {e}")))?)
-        .cgroups_path(PathBuf::from(format!("/berth/{}", rec.id)));
+        .cgroups_path(PathBuf::from(&p.cgroup));
     if !privileged {
         linux = linux.masked_paths(defaults::masked_paths()).readonly_paths(defaults::readonly_paths());
     }

@@ -1,6 +1,6 @@
 //! `stats`: Docker's stats JSON from the container's cgroup (v1 or v2), read directly.
 
-use super::ContainerService;
+use super::{ContainerRecord, ContainerService};
 use crate::errors::{Error, Result};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -31,12 +31,13 @@ fn system_cpu_ns() -> u64 {
 }
 
 impl ContainerService {
-    fn cgroup(&self, id: &str, controller: &str) -> PathBuf {
+    fn cgroup(&self, r: &ContainerRecord, controller: &str) -> PathBuf {
+        let path = self.cgroup_path(r);
         let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
         if v2 {
-            PathBuf::from(format!("/sys/fs/cgroup/berth/{id}"))
+            PathBuf::from(format!("/sys/fs/cgroup{path}"))
         } else {
-            PathBuf::from(format!("/sys/fs/cgroup/{controller}/berth/{id}"))
+            PathBuf::from(format!("/sys/fs/cgroup/{controller}{path}"))
         }
     }
 
@@ -52,14 +53,14 @@ impl ContainerService {
         }
         let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         let (cpu_total, cpu_user, cpu_sys, mem_usage, mem_limit, mem_stats, pids) = if v2 {
-            let d = self.cgroup(&r.id, "");
+            let d = self.cgroup(&r, "");
             let cs = kv(&d.join("cpu.stat"));
             let us = |k: &str| cs.get(k).and_then(|v| v.as_u64()).unwrap_or(0) * 1000;
             let limit = std::fs::read_to_string(d.join("memory.max")).ok().and_then(|s| s.trim().parse::<u64>().ok());
             (us("usage_usec"), us("user_usec"), us("system_usec"), read_u64(&d.join("memory.current")).unwrap_or(0), limit, kv(&d.join("memory.stat")), read_u64(&d.join("pids.current")).unwrap_or(0))
         } else {
-            let cpu = self.cgroup(&r.id, "cpuacct");
-            let mem = self.cgroup(&r.id, "memory");
+            let cpu = self.cgroup(&r, "cpuacct");
+            let mem = self.cgroup(&r, "memory");
             let st = kv(&cpu.join("cpuacct.stat"));
             let tick = |k: &str| st.get(k).and_then(|v| v.as_u64()).unwrap_or(0) * 10_000_000;
             let limit = read_u64(&mem.join("memory.limit_in_bytes"));
@@ -70,7 +71,7 @@ impl ContainerService {
                 read_u64(&mem.join("memory.usage_in_bytes")).unwrap_or(0),
                 limit,
                 kv(&mem.join("memory.stat")),
-                read_u64(&self.cgroup(&r.id, "pids").join("pids.current")).unwrap_or(0),
+                read_u64(&self.cgroup(&r, "pids").join("pids.current")).unwrap_or(0),
             )
         };
         let host_mem = std::fs::read_to_string("/proc/meminfo")

@@ -183,9 +183,16 @@ pub struct Docker {
     log: PathBuf,
     seq: AtomicU32,
     finished: bool,
+    /// The sandbox's `--cgroup-parent`.
+    cgroup_parent: String,
 }
 
 impl Docker {
+    /// [`cgroup_file`] under this sandbox's cgroup parent.
+    pub fn cgroup_file(&self, controller: &str, id: &str, file: &str) -> Option<String> {
+        cgroup_file(&self.cgroup_parent, controller, id, file)
+    }
+
     pub fn new(sb: &Sandbox) -> Docker {
         let d = sb.daemon();
         let cids = sb.path("cids");
@@ -201,6 +208,7 @@ impl Docker {
             log: d.log.clone(),
             seq: AtomicU32::new(0),
             finished: false,
+            cgroup_parent: sb.cgroup_parent.clone(),
         }
     }
 
@@ -358,7 +366,7 @@ impl Docker {
                 v.push(format!("{} exists", p.display()));
             }
         }
-        for cg in cgroup_dirs(id) {
+        for cg in cgroup_dirs(&self.cgroup_parent, id) {
             v.push(format!("cgroup {} exists", cg.display()));
         }
         // berthd's veths: `vb` + 10 ID characters + the interface number.
@@ -406,7 +414,7 @@ impl Docker {
     /// in their cgroups, remove the cgroups, the runtime state and the netns mounts.
     fn force_cleanup(&self) {
         for id in self.ids() {
-            let cgs = cgroup_dirs(&id);
+            let cgs = cgroup_dirs(&self.cgroup_parent, &id);
             if cgs.is_empty() && !Path::new(RUNTIME_STATE).join(&id).exists() && !self.shim_socket(&id).exists() {
                 continue;
             }
@@ -478,13 +486,13 @@ pub fn shim_pids(id: &str) -> Vec<i32> {
     v
 }
 
-/// `/sys/fs/cgroup/<hierarchy>/berth/<id>` directories that exist.
-pub fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
+/// `/sys/fs/cgroup/<hierarchy>/<parent>/<id>` directories that exist.
+pub fn cgroup_dirs(parent: &str, id: &str) -> Vec<PathBuf> {
     let mut v = Vec::new();
     let mut roots = vec![PathBuf::from("/sys/fs/cgroup")];
     roots.extend(fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten().map(|e| e.path()));
     for r in roots {
-        let p = r.join("berth").join(id);
+        let p = r.join(parent.trim_start_matches('/')).join(id);
         if p.is_dir() {
             v.push(p);
         }
@@ -502,8 +510,8 @@ fn rmdir_tree(p: &Path) {
 }
 
 /// The container's cgroup file `file` in hierarchy `controller` (cgroup v1), from the host.
-pub fn cgroup_file(controller: &str, id: &str, file: &str) -> Option<String> {
-    fs::read_to_string(Path::new("/sys/fs/cgroup").join(controller).join("berth").join(id).join(file))
+pub fn cgroup_file(parent: &str, controller: &str, id: &str, file: &str) -> Option<String> {
+    fs::read_to_string(Path::new("/sys/fs/cgroup").join(controller).join(parent.trim_start_matches('/')).join(id).join(file))
         .ok()
         .map(|s| s.trim().to_string())
 }

@@ -230,6 +230,10 @@ pub struct Sandbox {
     pub bridge: String,
     /// Extra berthd flags for every start.
     pub berthd_args: Vec<String>,
+    /// berthd's `--cgroup-parent` here: the sandbox's containers' cgroups are its children,
+    /// and the parent goes with the sandbox (sandboxes run in parallel: no shared parent to
+    /// remove while another daemon puts a container in it).
+    pub cgroup_parent: String,
     /// Eight /24s of 10.0.0.0/8 no other sandbox of this run uses: `10.A.B` to `10.A.B+7`.
     net: (u32, u32),
 }
@@ -246,7 +250,8 @@ impl Sandbox {
         let bridge = format!("bt{}x{seq}", pid % 100_000);
         // Sandboxes of one test binary differ in B; test binaries (pids) in A.
         let net = (100 + pid % 100, (seq * 8) % 248);
-        Sandbox { name: name.to_string(), root, registry: None, daemon: None, token: None, starts: 0, bridge, net, berthd_args: vec![] }
+        let cgroup_parent = format!("/berth-test-{bridge}");
+        Sandbox { name: name.to_string(), root, registry: None, daemon: None, token: None, starts: 0, bridge, net, berthd_args: vec![], cgroup_parent }
     }
 
     /// The sandbox's `k`th /24 (0 is berthd's default bridge), e.g. `10.142.8.0/24`.
@@ -385,6 +390,7 @@ impl Sandbox {
         c.args(["--log-level", "debug"]);
         c.arg("--bridge").arg(&self.bridge);
         c.arg("--bip").arg(format!("{}/24", self.addr(0, 1)));
+        c.arg("--cgroup-parent").arg(&self.cgroup_parent);
         c.args(&self.berthd_args);
         if self.registry.is_some() {
             c.args(["--insecure-registry", &self.reg()]);
@@ -570,6 +576,7 @@ impl Drop for Sandbox {
             t.stop();
         }
         kill_procs_under(&self.root);
+        remove_cgroup_tree(&self.cgroup_parent);
         unmount_under(&self.root);
         remove_links(&self.bridge);
         if failed && std::env::var_os("BERTH_TEST_KEEP").is_some() {
@@ -738,4 +745,39 @@ pub fn ping_unix(sock: &Path) -> bool {
         return false;
     }
     status_of(&mut s) == Some(200)
+}
+
+/// Removes cgroup `path` (e.g. `/berth-test-x`) and everything below it in every hierarchy,
+/// killing what still runs there first (a container berthd could not stop).
+pub fn remove_cgroup_tree(path: &str) {
+    let rel = path.trim_start_matches('/');
+    let mut roots = vec![PathBuf::from("/sys/fs/cgroup")];
+    roots.extend(fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten().map(|e| e.path()));
+    for dir in roots.into_iter().map(|r| r.join(rel)).filter(|d| d.join("cgroup.procs").exists()) {
+        for _ in 0..50 {
+            if remove_cgroup_dir(&dir) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if dir.exists() {
+            eprintln!("cgroup {} could not be removed", dir.display());
+        }
+    }
+}
+
+/// One pass, children first; true when `dir` is gone.
+fn remove_cgroup_dir(dir: &Path) -> bool {
+    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_cgroup_dir(&e.path());
+        }
+    }
+    let _ = fs::write(dir.join("freezer.state"), "THAWED");
+    for p in fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default().split_whitespace() {
+        if let Ok(pid) = p.parse::<i32>() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+    fs::remove_dir(dir).is_ok() || !dir.exists()
 }
