@@ -36,6 +36,8 @@ pub fn derived_dir(state_root: &Path, id: &str) -> PathBuf {
 impl Prepared {
     /// Call once the container exists: records the user's bundle beside libcontainer's state.
     pub fn commit(&mut self, container_dir: &Path) -> Result<()> {
+        // The container exists: its derived bundle stays, whatever follows (delete removes it).
+        self.keep = true;
         if self.derived.is_some() {
             fs::write(container_dir.join(ORIGINAL_BUNDLE), self.bundle.as_os_str().as_encoded_bytes())
                 .context("recording the bundle path")?;
@@ -47,7 +49,6 @@ impl Prepared {
             fs::write(&tmp, raw).and_then(|_| fs::rename(&tmp, dir.join("config.json")))
                 .with_context(|| format!("writing {}", dir.display()))?;
         }
-        self.keep = true;
         Ok(())
     }
 }

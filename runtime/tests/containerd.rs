@@ -16,24 +16,21 @@
 //! runc-compatible binary, to compare.
 
 use std::collections::HashMap;
-use std::ffi::CString;
 use std::fs;
-use std::os::unix::ffi::OsStrExt;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::ExitStatus;
 use std::thread;
 use std::time::{Duration, Instant};
 
 const IMAGE: &str = "berth.test/busybox:latest";
-const CTR_TIMEOUT: Duration = support::TIMEOUT;
-const CGROUP_ROOT: &str = "/sys/fs/cgroup";
-
-static SEQ: AtomicUsize = AtomicUsize::new(0);
 
 #[path = "../../testsupport/containerd.rs"]
 mod support;
-use support::{build_image, cgroup_dirs_depth_first, check, kill_pid, run_with_timeout, text, unix_socket_paths, which};
+use support::{
+    assert_root, build_image, cgroups, find_containerd, kill_cgroup_procs, kill_shims, remove_cgroups, text,
+    unique_id, which, Daemon, CGROUP_ROOT,
+};
 
 fn runtime_binary() -> PathBuf {
     match std::env::var_os("BERTH_TEST_RUNTIME") {
@@ -50,103 +47,36 @@ fn code(st: &ExitStatus) -> Option<i32> {
 // a private containerd
 
 struct Containerd {
-    dir: PathBuf,
-    sock: PathBuf,
-    ns: String,
-    ctr: PathBuf,
+    d: Daemon,
     runtime: PathBuf,
-    child: Option<Child>,
+}
+
+// The tests use the daemon's dir, namespace and ctr as their own.
+impl Deref for Containerd {
+    type Target = Daemon;
+    fn deref(&self) -> &Daemon {
+        &self.d
+    }
 }
 
 impl Containerd {
     /// Starts containerd, or returns None (after printing why) when containerd
     /// or ctr is not installed.
     fn start() -> Option<Containerd> {
-        let (Some(containerd), Some(ctr)) = (which("containerd"), which("ctr")) else {
-            eprintln!("SKIP: containerd and ctr are not installed (apt-get install containerd)");
-            return None;
-        };
+        let tools = find_containerd()?;
         assert!(
             which("containerd-shim-runc-v2").is_some(),
             "containerd is installed but containerd-shim-runc-v2 is not on PATH"
         );
-        assert_eq!(unsafe { libc::geteuid() }, 0, "this test needs root");
+        assert_root();
         let runtime = runtime_binary();
         assert!(runtime.is_file(), "runtime binary {} does not exist", runtime.display());
 
-        let n = SEQ.fetch_add(1, Ordering::SeqCst);
-        let id = format!("{}-{}", std::process::id(), n);
-        // Short path: unix socket paths are limited to 108 bytes.
-        let dir = std::env::temp_dir().join(format!("berth-ctrd-{id}"));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        let sock = dir.join("c.sock");
-        let ns = format!("berth-test-{id}");
-
-        let config = format!(
-            r#"version = 2
-root = "{root}"
-state = "{state}"
-oom_score = 0
-disabled_plugins = [
-  "io.containerd.grpc.v1.cri",
-  "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.internal.v1.tracing",
-  "io.containerd.tracing.processor.v1.otlp",
-  "io.containerd.internal.v1.opt",
-]
-
-[grpc]
-  address = "{sock}"
-
-[ttrpc]
-  address = "{sock}.ttrpc"
-
-[debug]
-  address = ""
-  level = "info"
-
-[metrics]
-  address = ""
-"#,
-            root = dir.join("root").display(),
-            state = dir.join("state").display(),
-            sock = sock.display(),
-        );
-        fs::write(dir.join("config.toml"), config).unwrap();
-        let log = fs::File::create(dir.join("containerd.log")).unwrap();
-
-        let child = Command::new(&containerd)
-            .arg("--config")
-            .arg(dir.join("config.toml"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("spawn containerd");
-
-        let mut cd = Containerd { dir, sock, ns, ctr, runtime, child: Some(child) };
-
-        // Wait until it answers.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(st) = cd.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("containerd exited early with {st}; log:\n{}", cd.log_tail(40));
-            }
-            if cd.sock.exists() {
-                let out = run_with_timeout(cd.ctr_cmd(&["version"]), Duration::from_secs(10));
-                if out.status.success() {
-                    break;
-                }
-            }
-            if Instant::now() > deadline {
-                panic!("containerd did not come up in 30s; log:\n{}", cd.log_tail(40));
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
+        let id = unique_id();
+        let d = Daemon::new(tools, &format!("berth-ctrd-{id}"), &format!("berth-test-{id}"), None);
+        let mut cd = Containerd { d, runtime };
+        let config = cd.config("info", false);
+        cd.d.start(&config);
 
         let tar = build_image(&cd.dir);
         let out = cd.ctr_ok(&[
@@ -170,20 +100,6 @@ disabled_plugins = [
     fn runc_root(&self) -> PathBuf {
         // the runc shim passes `--root <runc-root>/<namespace>` to the runtime
         self.dir.join("runtime-root").join(&self.ns)
-    }
-
-    fn ctr_cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(&self.ctr);
-        c.arg("--address").arg(&self.sock).arg("--namespace").arg(&self.ns).args(args);
-        c
-    }
-
-    fn ctr(&self, args: &[&str]) -> Output {
-        run_with_timeout(self.ctr_cmd(args), CTR_TIMEOUT)
-    }
-
-    fn ctr_ok(&self, args: &[&str]) -> Output {
-        check(self.ctr_cmd(args))
     }
 
     /// `ctr run` with the runtime under test and its state kept in our dir.
@@ -240,127 +156,28 @@ disabled_plugins = [
             .collect()
     }
 
-    fn log_tail(&self, n: usize) -> String {
-        let s = fs::read_to_string(self.dir.join("containerd.log")).unwrap_or_default();
-        let lines: Vec<&str> = s.lines().collect();
-        lines[lines.len().saturating_sub(n)..].join("\n")
-    }
-
-    /// Directories of this namespace's cgroups, one per mounted hierarchy.
-    fn ns_cgroups(&self) -> Vec<PathBuf> {
-        let Ok(rd) = fs::read_dir(CGROUP_ROOT) else { return vec![] };
-        rd.flatten()
-            .map(|e| e.path().join(&self.ns))
-            .filter(|p| p.is_dir())
-            .collect()
-    }
-
     fn container_cgroup_exists(&self, id: &str) -> Option<PathBuf> {
-        self.ns_cgroups().into_iter().map(|p| p.join(id)).find(|p| p.is_dir())
+        cgroups(&self.ns).into_iter().map(|p| p.join(id)).find(|p| p.is_dir())
     }
 }
 
 // ---------------------------------------------------------------------------
 // cleanup, run even when a test panics
 
-
 impl Drop for Containerd {
     fn drop(&mut self) {
-        if thread::panicking() {
-            eprintln!("--- containerd log (tail) ---\n{}\n---", self.log_tail(60));
-        }
-        let short = Duration::from_secs(15);
-
-        // 1. Ask containerd to tear down whatever is left, while it still runs.
-        if self.child.as_mut().map(|c| matches!(c.try_wait(), Ok(None))).unwrap_or(false) {
-            let ls = run_with_timeout(self.ctr_cmd(&["task", "ls", "-q"]), short);
-            for id in text(&ls.stdout).lines().map(str::trim).filter(|s| !s.is_empty()) {
-                let _ = run_with_timeout(self.ctr_cmd(&["task", "resume", id]), short);
-                let _ = run_with_timeout(self.ctr_cmd(&["task", "kill", "-a", "-s", "SIGKILL", id]), short);
-                let _ = run_with_timeout(self.ctr_cmd(&["task", "delete", "-f", id]), short);
-            }
-            let ls = run_with_timeout(self.ctr_cmd(&["containers", "ls", "-q"]), short);
-            for id in text(&ls.stdout).lines().map(str::trim).filter(|s| !s.is_empty()) {
-                let _ = run_with_timeout(self.ctr_cmd(&["containers", "rm", id]), short);
-            }
-        }
-
-        // 2. Stop containerd.
-        if let Some(mut child) = self.child.take() {
-            // SAFETY: signalling our own child.
-            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-
-        // 3. Shims started for our containerd (they outlive it) and their sockets.
-        let addr = self.sock.as_os_str().as_bytes().to_vec();
-        if let Ok(rd) = fs::read_dir("/proc") {
-            for e in rd.flatten() {
-                let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
-                let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else { continue };
-                let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-                let is_shim = args.first().map(|a| a.windows(15).any(|w| w == b"containerd-shim")).unwrap_or(false);
-                if is_shim && args.iter().any(|a| *a == addr.as_slice()) {
-                    for p in unix_socket_paths(pid) {
-                        if p.starts_with("/run/containerd/s") {
-                            let _ = fs::remove_file(p);
-                        }
-                    }
-                    kill_pid(pid);
-                }
-            }
-        }
-
-        // 4. Container processes left in the namespace's cgroups.
-        let cgroups = self.ns_cgroups();
-        for root in &cgroups {
-            let mut dirs = Vec::new();
-            cgroup_dirs_depth_first(root, &mut dirs);
-            for d in &dirs {
-                let _ = fs::write(d.join("freezer.state"), "THAWED");
-                for pid in fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default().lines() {
-                    kill_pid(pid.trim().parse().unwrap_or(0));
-                }
-            }
-        }
-
-        // 5. Mounts under our dir (rootfs overlays, shm...), deepest first.
-        let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let prefix = self.dir.to_string_lossy().into_owned();
-        let mut mounts: Vec<String> = mountinfo
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .map(|m| m.replace("\\040", " "))
-            .filter(|m| m == &prefix || m.starts_with(&format!("{prefix}/")))
-            .collect();
-        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for m in mounts {
-            let c = CString::new(m).unwrap();
-            // SAFETY: umount2 with a valid NUL-terminated path.
-            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-        }
-
-        // 6. The namespace's cgroups (the runtime removes a container's own
-        //    cgroup; the /<ns> parent made for it stays behind).
-        for root in &cgroups {
-            let mut dirs = Vec::new();
-            cgroup_dirs_depth_first(root, &mut dirs);
-            for d in dirs {
-                for _ in 0..50 {
-                    if fs::remove_dir(&d).is_ok() || !d.exists() {
-                        break;
-                    }
-                    thread::sleep(Duration::from_millis(20));
-                }
-            }
-        }
-
-        // 7. Files.
+        self.print_log_if_panicking(60);
+        self.d.remove_tasks_and_containers();
+        self.d.stop();
+        // runc shims started for our containerd outlive it.
+        kill_shims(&self.shim_pids(|a| a.windows(15).any(|w| w == b"containerd-shim")));
+        // Container processes left in the namespace's cgroups; rootfs overlays and shm under
+        // our dir. The runtime removes a container's own cgroup; the /<ns> parent made for it
+        // stays behind.
+        let cgroups = cgroups(&self.ns);
+        kill_cgroup_procs(&cgroups);
+        self.unmount_all();
+        remove_cgroups(&cgroups);
         let _ = fs::remove_dir_all(&self.dir);
     }
 }

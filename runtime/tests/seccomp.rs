@@ -122,3 +122,31 @@ fn compiled_once_and_remade_when_damaged() {
     let left: Vec<_> = fs::read_dir(env.root()).unwrap().flatten().map(|e| e.file_name()).collect();
     assert!(left.is_empty(), "left in the state root: {left:?}");
 }
+
+#[test]
+fn exec_args_get_runcs_default_process() {
+    let mut env = Env::new();
+    let mut c = config(&["sleep", "100"], false);
+    c["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 1000});
+    env.write(&c);
+    let id = env.id("sc-exec-default");
+    ok(env.run(&mut rt(&env, &["create", "--bundle", &env.bundle(), &id])), "create");
+    ok(env.run(&mut rt(&env, &["start", &id])), "start");
+    // runc's default: the container's own process (its user), the flags laid over it
+    let probe = "id -u; echo FOO=$FOO; grep -E '^(CapEff|Seccomp):' /proc/self/status";
+    let out = ok(env.run(&mut rt(&env, &["exec", "--env", "FOO=bar", &id, "sh", "-c", probe])), "exec");
+    let text = status(&out.stdout);
+    assert_eq!(text.lines().next(), Some("1000"), "uid of an exec without --user:\n{text}");
+    assert!(text.contains("FOO=bar"), "--env:\n{text}");
+    // a non-root program keeps no capabilities across execve (no ambient set), as under runc
+    assert!(text.contains("CapEff:\t0000000000000000"), "uid 1000's CapEff:\n{text}");
+    assert!(text.contains("Seccomp:\t2"), "filter:\n{text}");
+    // root's effective set after execve is its bounding set: the spec's plus --cap, and not
+    // the CAP_SYS_ADMIN lent for the load
+    let out = ok(env.run(&mut rt(&env, &["exec", "--user", "0:0", "--cap", "CAP_NET_RAW", &id, "sh", "-c", probe])), "exec -u 0");
+    let text = status(&out.stdout);
+    assert_eq!(text.lines().next(), Some("0"), "exec --user 0:0:\n{text}");
+    assert!(text.contains("CapEff:\t00000000000020e1"), "--cap CAP_NET_RAW:\n{text}");
+    assert!(text.contains("Seccomp:\t2"), "filter:\n{text}");
+    ok(env.run(&mut rt(&env, &["delete", "--force", &id])), "delete");
+}

@@ -1,4 +1,3 @@
-use std::collections::HashMap;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
@@ -14,55 +13,40 @@ pub fn run(g: &Global, a: Exec) -> Result<i32> {
         bail!("exec needs a command or --process FILE");
     }
     let (uid, gid) = parse_user(a.user.as_deref())?;
-    let env: HashMap<String, String> = a
-        .env
-        .iter()
-        .map(|kv| match kv.split_once('=') {
-            Some((k, v)) => Ok((k.to_string(), v.to_string())),
-            None => bail!("invalid --env {kv:?}: use KEY=VALUE"),
-        })
-        .collect::<Result<_>>()?;
+    if let Some(kv) = a.env.iter().find(|kv| !kv.contains('=')) {
+        bail!("invalid --env {kv:?}: use KEY=VALUE");
+    }
     let pid_file = super::absolute(&a.pid_file)?;
     let console_socket = super::absolute(&a.console_socket)?;
 
-    // The container's seccomp filter: libcontainer leaves it out of exec'd processes, so our
-    // executor loads it (seccomp.rs), which needs the process as a file to lend it
-    // CAP_SYS_ADMIN. libcontainer also only takes a terminal from a process file, so `-t ARGS`
-    // becomes one too.
+    // libcontainer is always given the process as a file: `exec ARGS` becomes runc's default
+    // process (the container's own, with the flags laid over it), which libcontainer's own
+    // (uid 0, no terminal) is not. The container's seccomp filter is loaded by our executor
+    // (libcontainer leaves it out of exec'd processes; seccomp.rs), with CAP_SYS_ADMIN lent
+    // through that file.
     let spec = crate::bundle::load_spec(&c.state.bundle)?;
     let filter = crate::seccomp::filter(&spec)?;
-    let given = match &a.process {
-        Some(p) => Some(
-            serde_json::from_slice::<oci_spec::runtime::Process>(
-                &std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
-            )
-            .with_context(|| format!("invalid process file {}", p.display()))?,
-        ),
-        None => None,
+    let mut process = match &a.process {
+        Some(p) => serde_json::from_slice::<oci_spec::runtime::Process>(
+            &std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
+        )
+        .with_context(|| format!("invalid process file {}", p.display()))?,
+        None => process_from_flags(&spec, &a, uid, gid)?,
     };
-    let mut process = match given {
-        Some(p) => Some(p),
-        None if a.tty || filter.is_some() => Some(process_from_flags(&spec, &a, uid, gid)?),
-        None => None,
-    };
-    let plan = match (filter, process.as_mut()) {
-        (Some(f), Some(p)) => {
-            let plan = crate::seccomp::Plan::new(f, Some(p));
-            plan.lend(p);
-            Some(std::sync::Arc::new(plan))
-        }
-        _ => None,
-    };
+    let plan = filter.map(|f| {
+        let plan = crate::seccomp::Plan::new(f, Some(&process));
+        plan.lend(&mut process);
+        std::sync::Arc::new(plan)
+    });
     let mut tmp_process: Option<PathBuf> = None;
-    let process_file = match (&a.process, &process) {
-        (Some(p), Some(_)) if plan.is_none() => Some(p.clone()),
-        (_, Some(p)) => {
+    let process_file = match &a.process {
+        Some(p) if plan.is_none() => p.clone(),
+        _ => {
             let path = c.root.join(format!("exec-process-{}.json", std::process::id()));
-            std::fs::write(&path, serde_json::to_vec(p)?).context("writing exec process file")?;
+            std::fs::write(&path, serde_json::to_vec(&process)?).context("writing exec process file")?;
             tmp_process = Some(path.clone());
-            Some(path)
+            path
         }
-        (_, None) => None,
     };
 
     let result = ContainerBuilder::new(a.id.clone(), SyscallType::default())
@@ -74,27 +58,17 @@ pub fn run(g: &Global, a: Exec) -> Result<i32> {
         .validate_id()?
         .as_tenant()
         .with_detach(a.detach)
-        .with_cwd(if process_file.is_some() { None } else { a.cwd.clone() })
-        .with_env(if process_file.is_some() { HashMap::new() } else { env })
-        .with_process(process_file)
-        .with_no_new_privs(a.no_new_privs)
-        .with_container_args(a.command.clone())
-        .with_additional_gids(a.additional_gids.clone())
-        .with_user(uid)
-        .with_group(gid)
-        .with_capabilities(a.cap.clone())
+        .with_process(Some(process_file))
         .with_ignore_paused(a.ignore_paused)
         .with_sub_cgroup(a.cgroup.clone())
-        .with_process_label(a.process_label.clone())
-        .with_apparmor(a.apparmor.clone())
         .build();
     if let Some(p) = tmp_process {
         let _ = std::fs::remove_file(p);
     }
     let pid = result?;
     // As for create: a terminal gets the size the process asks for before it can look.
-    if let Some(p) = process.as_ref().filter(|_| a.process.is_some()) {
-        if let (Some(true), Some(size)) = (p.terminal(), p.console_size()) {
+    if a.process.is_some() {
+        if let (Some(true), Some(size)) = (process.terminal(), process.console_size()) {
             super::set_console_size(pid.as_raw(), size.height() as u16, size.width() as u16);
         }
     }
@@ -136,6 +110,12 @@ fn process_from_flags(
     }
     if a.no_new_privs {
         p.set_no_new_privileges(Some(true));
+    }
+    if a.apparmor.is_some() {
+        p.set_apparmor_profile(a.apparmor.clone());
+    }
+    if a.process_label.is_some() {
+        p.set_selinux_label(a.process_label.clone());
     }
     // --cap adds to the bounding, effective and permitted sets, and to the ambient set when
     // the process has inheritable capabilities (runc's rule).

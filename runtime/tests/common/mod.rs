@@ -20,7 +20,7 @@ impl Env {
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(dir.join("bundle/rootfs/bin")).unwrap();
         fs::copy(busybox(), dir.join("bundle/rootfs/bin/busybox")).unwrap();
-        for tool in ["sh", "sleep", "ls", "cat", "pwd"] {
+        for tool in ["sh", "sleep", "ls", "cat", "pwd", "id", "grep", "mkdir"] {
             std::os::unix::fs::symlink("busybox", dir.join("bundle/rootfs/bin").join(tool)).unwrap();
         }
         Env { dir, ids: Vec::new() }
