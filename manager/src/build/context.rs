@@ -63,6 +63,9 @@ impl Context {
         a.set_unpack_xattrs(false);
         a.set_overwrite(true);
         a.unpack(dir).map_err(|e| Error::invalid(format!("unpacking the build context: {e}")))?;
+        // tar pads its archive past the end marker (to 10 KiB records): read that too, or a
+        // client still writing it sees the connection reset instead of our answer.
+        let _ = std::io::copy(&mut a.into_inner().take(1 << 20), &mut std::io::sink());
         let root = nix::fcntl::open(dir, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty()).map_err(|e| Error::internal(format!("the build context: {e}")))?;
         // SAFETY: open returned a fresh descriptor that nothing else owns.
         Ok(Context { dir: dir.to_path_buf(), root: unsafe { OwnedFd::from_raw_fd(root) } })
