@@ -147,18 +147,6 @@ impl Containerd {
             thread::sleep(Duration::from_millis(50));
         }
     }
-
-    fn containers(&self) -> Vec<String> {
-        text(&self.ctr_ok(&["containers", "ls", "-q"]).stdout)
-            .lines()
-            .map(|l| l.trim().to_string())
-            .filter(|l| !l.is_empty())
-            .collect()
-    }
-
-    fn container_cgroup_exists(&self, id: &str) -> Option<PathBuf> {
-        cgroups(&self.ns).into_iter().map(|p| p.join(id)).find(|p| p.is_dir())
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -205,7 +193,7 @@ fn run_rm_returns_exit_code_and_output() {
     assert!(cd.tasks().is_empty(), "tasks left: {:?}", cd.tasks());
     assert!(cd.containers().is_empty(), "containers left: {:?}", cd.containers());
     assert!(!cd.runc_root().join("exit7").exists(), "runtime state dir left behind");
-    assert_eq!(cd.container_cgroup_exists("exit7"), None, "container cgroup left behind");
+    assert_eq!(cd.container_cgroup("exit7"), None, "container cgroup left behind");
 
     // A zero exit is zero, too.
     let args = cd.run_args(&["--rm"], "exit0", &["true"]);
@@ -305,7 +293,7 @@ fn detached_exec_ps_kill_delete() {
     );
     assert!(!cd.tasks().contains_key(id), "task still listed after delete");
     assert!(!cd.runc_root().join(id).exists(), "runtime state dir left after delete");
-    assert_eq!(cd.container_cgroup_exists(id), None, "container cgroup left after delete");
+    assert_eq!(cd.container_cgroup(id), None, "container cgroup left after delete");
 
     cd.ctr_ok(&["containers", "rm", id]);
     assert!(cd.containers().is_empty(), "containers left: {:?}", cd.containers());

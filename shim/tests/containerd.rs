@@ -14,153 +14,59 @@
 //! the shim (`cargo build --release --workspace`; `make test` does it).
 //! Skips (with a printed reason) only when containerd or ctr is not installed.
 
-use std::ffi::CString;
 use std::fs;
-use std::os::unix::ffi::OsStrExt;
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 const RUNTIME: &str = "io.containerd.berth.v2";
 const IMAGE: &str = "berth.test/busybox:latest";
 const SHIM: &str = env!("CARGO_BIN_EXE_containerd-shim-berth-v2");
+const SHIM_NAME: &str = "containerd-shim-berth-v2";
 /// Where the shim keeps runtime state: `<root>/<namespace>/<id>`.
 const RUNTIME_ROOT: &str = "/run/containerd/berth";
-const CGROUP_ROOT: &str = "/sys/fs/cgroup";
-const TIMEOUT: Duration = support::TIMEOUT;
 
 #[path = "../../testsupport/containerd.rs"]
 mod support;
-use support::{build_image, cgroup_dirs_depth_first, check, kill_pid, run_with_timeout, text, unix_socket_paths, which};
-
-static SEQ: AtomicUsize = AtomicUsize::new(0);
-
-// ---------------------------------------------------------------------------
-// helpers
-
-fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
-        thread::sleep(Duration::from_millis(50));
-    }
-}
+use support::{
+    assert_root, build_image, cgroups, find_containerd, kill_cgroup_procs, kill_shims, remove_cgroups,
+    run_with_timeout, shim_bin_dir, text, unique_id, wait_until, which, Daemon, CGROUP_ROOT, TIMEOUT,
+};
 
 // ---------------------------------------------------------------------------
 // a private containerd
 
-struct Containerd {
-    dir: PathBuf,
-    sock: PathBuf,
-    ns: String,
-    ctr: PathBuf,
-    /// Holds the shim and berth-runtime; put first on containerd's PATH.
-    bin_dir: PathBuf,
-    child: Option<Child>,
+struct Containerd(Daemon);
+
+// The tests use the daemon's dir, socket, namespace and ctr as their own.
+impl Deref for Containerd {
+    type Target = Daemon;
+    fn deref(&self) -> &Daemon {
+        &self.0
+    }
+}
+
+impl DerefMut for Containerd {
+    fn deref_mut(&mut self) -> &mut Daemon {
+        &mut self.0
+    }
 }
 
 impl Containerd {
     fn start() -> Option<Containerd> {
-        let (Some(containerd), Some(ctr)) = (which("containerd"), which("ctr")) else {
-            eprintln!("SKIP: containerd and ctr are not installed (apt-get install containerd)");
-            return None;
-        };
-        assert_eq!(unsafe { libc::geteuid() }, 0, "this test needs root");
-        let bin_dir = Path::new(SHIM).parent().unwrap().to_path_buf();
-        let runtime = bin_dir.join("berth-runtime");
-        assert!(
-            runtime.is_file(),
-            "{} is missing: the shim runs containers through berth-runtime from its own directory; \
-             build the workspace first (cargo build --release --workspace, or make build)",
-            runtime.display()
-        );
-
-        let id = format!("{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::SeqCst));
-        // Short: unix socket paths are limited to 108 bytes.
-        let dir = std::env::temp_dir().join(format!("berth-shim-{id}"));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        let sock = dir.join("c.sock");
-        let config = format!(
-            r#"version = 2
-root = "{root}"
-state = "{state}"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.snapshotter.v1.devmapper", "io.containerd.internal.v1.tracing",
-  "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.opt"]
-[grpc]
-  address = "{sock}"
-[ttrpc]
-  address = "{sock}.ttrpc"
-[debug]
-  level = "debug"
-"#,
-            root = dir.join("root").display(),
-            state = dir.join("state").display(),
-            sock = sock.display(),
-        );
-        fs::write(dir.join("config.toml"), config).unwrap();
-        let mut cd = Containerd { dir, sock, ns: format!("berth-shim-{id}"), ctr, bin_dir, child: None };
-        cd.spawn_daemon(&containerd);
+        let tools = find_containerd()?;
+        assert_root();
+        // The shim is found on containerd's PATH; berth-runtime beside it.
+        let bin_dir = shim_bin_dir(SHIM);
+        let name = format!("berth-shim-{}", unique_id());
+        let mut cd = Containerd(Daemon::new(tools, &name, &name, Some(bin_dir)));
+        let config = cd.config("debug", false);
+        cd.0.start(&config);
         let tar = build_image(&cd.dir);
         cd.ctr_ok(&["images", "import", "--base-name", "berth.test/busybox", tar.to_str().unwrap()]);
         Some(cd)
-    }
-
-    /// Starts containerd with our config and waits until it answers.
-    fn spawn_daemon(&mut self, containerd: &Path) {
-        let log = fs::OpenOptions::new().create(true).append(true).open(self.dir.join("containerd.log")).unwrap();
-        // The shim is found on containerd's PATH; berth-runtime beside it.
-        let path = std::env::join_paths(
-            std::iter::once(self.bin_dir.clone())
-                .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
-        )
-        .unwrap();
-        let child = Command::new(containerd)
-            .arg("--config")
-            .arg(self.dir.join("config.toml"))
-            .env("PATH", path)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("spawn containerd");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !(self.sock.exists()
-            && run_with_timeout(self.ctr_cmd(&["version"]), Duration::from_secs(10)).status.success())
-        {
-            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("containerd exited early with {st}; log:\n{}", self.log_tail(40));
-            }
-            assert!(Instant::now() < deadline, "containerd did not come up in 30s; log:\n{}", self.log_tail(40));
-            thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// SIGKILLs containerd and starts it again (the shims live on).
-    fn restart(&mut self) {
-        let mut child = self.child.take().expect("containerd runs");
-        let _ = child.kill();
-        let _ = child.wait();
-        self.spawn_daemon(&which("containerd").unwrap());
-    }
-
-    fn ctr_cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(&self.ctr);
-        c.arg("--address").arg(&self.sock).arg("--namespace").arg(&self.ns).args(args);
-        c
-    }
-
-    fn ctr(&self, args: &[&str]) -> Output {
-        run_with_timeout(self.ctr_cmd(args), TIMEOUT)
-    }
-
-    fn ctr_ok(&self, args: &[&str]) -> Output {
-        check(self.ctr_cmd(args))
     }
 
     /// `ctr run --runtime io.containerd.berth.v2 [extra] IMAGE id argv...`
@@ -194,47 +100,13 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.a
         });
     }
 
-    fn containers(&self) -> Vec<String> {
-        text(&self.ctr_ok(&["containers", "ls", "-q"]).stdout)
-            .lines()
-            .map(|l| l.trim().to_string())
-            .filter(|l| !l.is_empty())
-            .collect()
-    }
-
     fn runtime_state(&self, id: &str) -> PathBuf {
         Path::new(RUNTIME_ROOT).join(&self.ns).join(id)
     }
 
-    fn log_tail(&self, n: usize) -> String {
-        let s = fs::read_to_string(self.dir.join("containerd.log")).unwrap_or_default();
-        let lines: Vec<&str> = s.lines().collect();
-        lines[lines.len().saturating_sub(n)..].join("\n")
-    }
-
     /// Pids of the shims serving this containerd.
     fn shims(&self) -> Vec<i32> {
-        let addr = self.sock.as_os_str().as_bytes().to_vec();
-        let Ok(rd) = fs::read_dir("/proc") else { return vec![] };
-        rd.flatten()
-            .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
-            .filter(|pid| {
-                let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else { return false };
-                let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-                let is_shim = args.first().map(|a| a.ends_with(b"containerd-shim-berth-v2")).unwrap_or(false);
-                let zombie = fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| s.contains(") Z")).unwrap_or(true);
-                is_shim && !zombie && args.contains(&addr.as_slice())
-            })
-            .collect()
-    }
-
-    fn ns_cgroups(&self) -> Vec<PathBuf> {
-        let Ok(rd) = fs::read_dir(CGROUP_ROOT) else { return vec![] };
-        rd.flatten().map(|e| e.path().join(&self.ns)).filter(|p| p.is_dir()).collect()
-    }
-
-    fn container_cgroup(&self, id: &str) -> Option<PathBuf> {
-        self.ns_cgroups().into_iter().map(|p| p.join(id)).find(|p| p.is_dir())
+        self.shim_pids(|a| a.ends_with(SHIM_NAME.as_bytes()))
     }
 }
 
@@ -243,85 +115,17 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.a
 
 impl Drop for Containerd {
     fn drop(&mut self) {
-        if thread::panicking() {
-            eprintln!("--- containerd log (tail) ---\n{}\n---", self.log_tail(80));
-        }
-        let short = Duration::from_secs(15);
-        // 1. Tear down what is left while containerd still runs.
-        if self.child.as_mut().map(|c| matches!(c.try_wait(), Ok(None))).unwrap_or(false) {
-            let ls = run_with_timeout(self.ctr_cmd(&["task", "ls", "-q"]), short);
-            for id in text(&ls.stdout).lines().map(str::trim).filter(|s| !s.is_empty()) {
-                let _ = run_with_timeout(self.ctr_cmd(&["task", "resume", id]), short);
-                let _ = run_with_timeout(self.ctr_cmd(&["task", "kill", "-a", "-s", "SIGKILL", id]), short);
-                let _ = run_with_timeout(self.ctr_cmd(&["task", "delete", "-f", id]), short);
-            }
-            let ls = run_with_timeout(self.ctr_cmd(&["containers", "ls", "-q"]), short);
-            for id in text(&ls.stdout).lines().map(str::trim).filter(|s| !s.is_empty()) {
-                let _ = run_with_timeout(self.ctr_cmd(&["containers", "rm", id]), short);
-            }
-        }
-        // 2. Shims still serving our containerd, and their sockets.
-        for pid in self.shims() {
-            for p in unix_socket_paths(pid) {
-                if p.starts_with("/run/containerd/s") {
-                    let _ = fs::remove_file(p);
-                }
-            }
-            kill_pid(pid);
-        }
-        // 3. containerd.
-        if let Some(mut child) = self.child.take() {
-            // SAFETY: signalling our own child.
-            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        // 4. Container processes left in the namespace's cgroups.
-        let cgroups = self.ns_cgroups();
-        for root in &cgroups {
-            let mut dirs = Vec::new();
-            cgroup_dirs_depth_first(root, &mut dirs);
-            for d in &dirs {
-                let _ = fs::write(d.join("freezer.state"), "THAWED");
-                for pid in fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default().lines() {
-                    kill_pid(pid.trim().parse().unwrap_or(0));
-                }
-            }
-        }
-        // 5. Mounts under our dir (rootfs overlays), deepest first.
-        let prefix = self.dir.to_string_lossy().into_owned();
-        let mut mounts: Vec<String> = fs::read_to_string("/proc/self/mountinfo")
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .map(|m| m.replace("\\040", " "))
-            .filter(|m| m.starts_with(&format!("{prefix}/")))
-            .collect();
-        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for m in mounts {
-            let c = CString::new(m).unwrap();
-            // SAFETY: umount2 with a valid NUL-terminated path.
-            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-        }
-        // 6. The namespace's cgroups and runtime state.
-        for root in &cgroups {
-            let mut dirs = Vec::new();
-            cgroup_dirs_depth_first(root, &mut dirs);
-            for d in dirs {
-                for _ in 0..50 {
-                    if fs::remove_dir(&d).is_ok() || !d.exists() {
-                        break;
-                    }
-                    thread::sleep(Duration::from_millis(20));
-                }
-            }
-        }
+        self.print_log_if_panicking(80);
+        self.0.remove_tasks_and_containers();
+        // Shims before containerd here: they still serve it.
+        kill_shims(&self.shims());
+        self.0.stop();
+        // Container processes left in the namespace's cgroups; rootfs overlays under our dir.
+        let cgroups = cgroups(&self.ns);
+        kill_cgroup_procs(&cgroups);
+        self.unmount_all();
+        remove_cgroups(&cgroups);
         let _ = fs::remove_dir_all(Path::new(RUNTIME_ROOT).join(&self.ns));
-        // 7. Files.
         let _ = fs::remove_dir_all(&self.dir);
     }
 }

@@ -26,11 +26,9 @@
 //! not installed.
 
 use std::collections::HashMap;
-use std::ffi::CString;
 use std::fs;
-use std::os::unix::ffi::OsStrExt;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -63,7 +61,6 @@ const SHIM_NAME: &str = "containerd-shim-berth-v2";
 const RUNC_SHIM_NAME: &str = "containerd-shim-runc-v2";
 /// Where the shim has berth-runtime keep its state: `<root>/<namespace>/<id>`.
 const RUNTIME_ROOT: &str = "/run/containerd/berth";
-const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 /// capability(7) number.
 const CAP_SYS_RESOURCE: u32 = 24;
 /// Every CRI call fails after this instead of hanging the test.
@@ -72,40 +69,17 @@ const RPC_TIMEOUT: Duration = Duration::from_secs(60);
 #[path = "../../testsupport/containerd.rs"]
 mod support;
 use support::{
-    build_image, build_image_with_cmd, cgroup_dirs_depth_first, check, kill_pid, run_with_timeout, text,
-    unix_socket_paths, which,
+    argv, assert_root, build_image, build_image_with_cmd, cgroups, find_containerd, kill_cgroup_procs, kill_shims,
+    remove_cgroups, shim_bin_dir, text, wait_until, Daemon,
 };
 
 // ---------------------------------------------------------------------------
 // helpers
 
-fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
-        thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn argv(pid: i32) -> Vec<Vec<u8>> {
-    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    let mut args: Vec<Vec<u8>> = cmdline.split(|b| *b == 0).map(<[u8]>::to_vec).collect();
-    if args.last().is_some_and(Vec::is_empty) {
-        args.pop();
-    }
-    args
-}
-
 fn ppid(pid: i32) -> Option<i32> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // pid (comm) state ppid ...: comm may hold spaces and parentheses.
     stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
-}
-
-fn is_zombie(pid: i32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| s.rsplit_once(')').map(|(_, r)| r.trim_start().starts_with('Z')).unwrap_or(true))
-        .unwrap_or(true)
 }
 
 /// The value after `flag` in `args` (`-id <sandbox id>`).
@@ -139,14 +113,9 @@ fn info_json(info: &HashMap<String, String>) -> serde_json::Value {
 // a private containerd with the CRI plugin, and a CRI client
 
 struct Cri {
-    dir: PathBuf,
-    sock: PathBuf,
-    ctr: PathBuf,
-    /// Holds the shim and berth-runtime; put first on containerd's PATH.
-    bin_dir: PathBuf,
+    d: Daemon,
     /// The pod's cgroup parent, as kubelet would give it (cgroupfs driver).
     cgroup_parent: String,
-    child: Option<Child>,
     rt: tokio::runtime::Runtime,
     runtime: Option<RuntimeServiceClient<Channel>>,
     images: Option<ImageServiceClient<Channel>>,
@@ -155,45 +124,36 @@ struct Cri {
     ids: Mutex<Vec<String>>,
 }
 
+// The test uses the daemon's dir as its own.
+impl Deref for Cri {
+    type Target = Daemon;
+    fn deref(&self) -> &Daemon {
+        &self.d
+    }
+}
+
 impl Cri {
     fn start() -> Option<Cri> {
-        let (Some(containerd), Some(ctr)) = (which("containerd"), which("ctr")) else {
-            eprintln!("SKIP: containerd and ctr are not installed (apt-get install containerd)");
-            return None;
-        };
-        assert_eq!(unsafe { libc::geteuid() }, 0, "this test needs root");
-        let bin_dir = Path::new(SHIM).parent().unwrap().to_path_buf();
-        let runtime = bin_dir.join("berth-runtime");
-        assert!(
-            runtime.is_file(),
-            "{} is missing: the shim runs containers through berth-runtime from its own directory; \
-             build the workspace first (cargo build --release --workspace, or make build)",
-            runtime.display()
-        );
+        let tools = find_containerd()?;
+        assert_root();
+        // The shim is found on containerd's PATH; berth-runtime beside it.
+        let bin_dir = shim_bin_dir(SHIM);
 
         let pid = std::process::id();
-        // Short: unix socket paths are limited to 108 bytes.
-        let dir = std::env::temp_dir().join(format!("berth-cri-{pid}"));
-        let _ = fs::remove_dir_all(&dir);
-        for d in ["cni-conf", "cni-bin", "pod-logs"] {
-            fs::create_dir_all(dir.join(d)).unwrap();
-        }
-        let sock = dir.join("c.sock");
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
         let mut cri = Cri {
-            sock,
-            ctr,
-            bin_dir,
+            d: Daemon::new(tools, &format!("berth-cri-{pid}"), NS, Some(bin_dir)),
             cgroup_parent: format!("/berth-cri-{pid}"),
-            child: None,
             rt,
             runtime: None,
             images: None,
             ids: Mutex::default(),
-            dir,
         };
-        cri.write_config();
-        cri.spawn_daemon(&containerd);
+        for d in ["cni-conf", "cni-bin", "pod-logs"] {
+            fs::create_dir_all(cri.dir.join(d)).unwrap();
+        }
+        let config = cri.containerd_config();
+        cri.d.start(&config);
         cri.connect();
 
         let busybox = build_image(&cri.dir);
@@ -203,7 +163,7 @@ impl Cri {
         Some(cri)
     }
 
-    fn write_config(&self) {
+    fn containerd_config(&self) -> String {
         let d = |p: &str| self.dir.join(p).display().to_string();
         // CRI gives a sandbox oom_score_adj -998; lowering it needs CAP_SYS_RESOURCE, which some
         // machines' root lacks (containers, some VMs). There the runtime's write fails with
@@ -216,21 +176,8 @@ impl Cri {
         // CRI on, with its state and root (they follow containerd's) under our dir; the plugins
         // nothing here uses stay off. Pods pick the `berth` handler per RunPodSandbox, as
         // kubelet does for a RuntimeClass; runc stays the default.
-        let config = format!(
-            r#"version = 2
-root = "{root}"
-state = "{state}"
-disabled_plugins = ["io.containerd.snapshotter.v1.aufs",
-  "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.snapshotter.v1.devmapper", "io.containerd.internal.v1.tracing",
-  "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.opt"]
-[grpc]
-  address = "{sock}"
-[ttrpc]
-  address = "{sock}.ttrpc"
-[debug]
-  level = "debug"
-[plugins."io.containerd.grpc.v1.cri"]
+        let cri = format!(
+            r#"[plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "{PAUSE}"
   disable_apparmor = true
   restrict_oom_score_adj = {restrict_oom}
@@ -247,48 +194,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs",
     bin_dir = "{cni_bin}"
     conf_dir = "{cni_conf}"
 "#,
-            root = d("root"),
-            state = d("state"),
-            sock = self.sock.display(),
             cni_bin = d("cni-bin"),
             cni_conf = d("cni-conf"),
         );
-        fs::write(self.dir.join("config.toml"), config).unwrap();
-    }
-
-    /// Starts containerd with our config and waits until its socket answers.
-    fn spawn_daemon(&mut self, containerd: &Path) {
-        let log = fs::OpenOptions::new().create(true).append(true).open(self.dir.join("containerd.log")).unwrap();
-        // The shim is found on containerd's PATH; berth-runtime beside it.
-        let path = std::env::join_paths(
-            std::iter::once(self.bin_dir.clone())
-                .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
-        )
-        .unwrap();
-        let child = Command::new(containerd)
-            .arg("--config")
-            .arg(self.dir.join("config.toml"))
-            .env("PATH", path)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("spawn containerd");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !(self.sock.exists()
-            && run_with_timeout(self.ctr_cmd(&["version"]), Duration::from_secs(10)).status.success())
-        {
-            self.assert_containerd_alive();
-            assert!(Instant::now() < deadline, "containerd did not come up in 30s; log:\n{}", self.log_tail(40));
-            thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn assert_containerd_alive(&mut self) {
-        if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
-            panic!("containerd exited early with {st}; log:\n{}", self.log_tail(40));
-        }
+        self.d.config("debug", true) + &cri
     }
 
     /// A gRPC channel over containerd's unix socket, then the CRI services on it: waits until
@@ -330,7 +239,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs",
                     );
                 }
             }
-            self.assert_containerd_alive();
+            self.d.assert_alive();
             thread::sleep(Duration::from_millis(100));
         }
     }
@@ -355,39 +264,14 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs",
         }
     }
 
-    fn ctr_cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(&self.ctr);
-        c.arg("--address").arg(&self.sock).arg("--namespace").arg(NS).args(args);
-        c
-    }
-
-    fn ctr_ok(&self, args: &[&str]) {
-        check(self.ctr_cmd(args));
-    }
-
-    fn log_tail(&self, n: usize) -> String {
-        let s = fs::read_to_string(self.dir.join("containerd.log")).unwrap_or_default();
-        let lines: Vec<&str> = s.lines().collect();
-        lines[lines.len().saturating_sub(n)..].join("\n")
-    }
-
     fn remember(&self, id: &str) {
         self.ids.lock().unwrap_or_else(|p| p.into_inner()).push(id.to_string());
     }
 
     /// Pids of live processes named `name` (argv[0]'s last component) that serve this
-    /// containerd: shims are started with `-address <containerd's socket>`.
+    /// containerd.
     fn shims_named(&self, name: &str) -> Vec<i32> {
-        let addr = self.sock.as_os_str().as_bytes();
-        let Ok(rd) = fs::read_dir("/proc") else { return vec![] };
-        rd.flatten()
-            .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
-            .filter(|pid| {
-                let args = argv(*pid);
-                let named = args.first().map(|a| a.ends_with(name.as_bytes())).unwrap_or(false);
-                named && !is_zombie(*pid) && args.iter().any(|a| a == addr)
-            })
-            .collect()
+        self.shim_pids(|a| a.ends_with(name.as_bytes()))
     }
 
     fn shims(&self) -> Vec<i32> {
@@ -401,21 +285,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs",
 
     /// The pod's cgroup parent in each controller that has it.
     fn pod_cgroups(&self) -> Vec<PathBuf> {
-        let Ok(rd) = fs::read_dir(CGROUP_ROOT) else { return vec![] };
-        let rel = self.cgroup_parent.trim_start_matches('/');
-        rd.flatten().map(|e| e.path().join(rel)).filter(|p| p.is_dir()).collect()
-    }
-
-    /// Mount points under our dir.
-    fn mounts(&self) -> Vec<String> {
-        let prefix = format!("{}/", self.dir.display());
-        fs::read_to_string("/proc/self/mountinfo")
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .map(|m| m.replace("\\040", " "))
-            .filter(|m| m.starts_with(&prefix))
-            .collect()
+        cgroups(self.cgroup_parent.trim_start_matches('/'))
     }
 
     fn runtime_state(&self, id: &str) -> PathBuf {
@@ -545,12 +415,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs",
 
 impl Drop for Cri {
     fn drop(&mut self) {
-        if thread::panicking() {
-            eprintln!("--- containerd log (tail) ---\n{}\n---", self.log_tail(120));
-        }
+        self.print_log_if_panicking(120);
         let short = Duration::from_secs(20);
         // 1. Pods, through CRI while containerd runs, as kubelet would tear them down.
-        let alive = self.child.as_mut().map(|c| matches!(c.try_wait(), Ok(None))).unwrap_or(false);
+        let alive = self.d.running();
         if let (true, Some(rs)) = (alive, self.runtime.clone()) {
             let mut rs2 = rs.clone();
             let listed = self.rt.block_on(async {
@@ -580,60 +448,17 @@ impl Drop for Cri {
         }
         self.runtime = None;
         self.images = None;
-        // 2. Shims still serving our containerd (berth's, or runc's if one got started), and
-        //    their sockets.
-        for pid in self.shims_named(SHIM_NAME).into_iter().chain(self.shims_named(RUNC_SHIM_NAME)) {
-            for p in unix_socket_paths(pid) {
-                if p.starts_with("/run/containerd/s/") {
-                    let _ = fs::remove_file(p);
-                }
-            }
-            kill_pid(pid);
-        }
+        // 2. Shims still serving our containerd (berth's, or runc's if one got started).
+        kill_shims(&[self.shims_named(SHIM_NAME), self.shims_named(RUNC_SHIM_NAME)].concat());
         // 3. containerd.
-        if let Some(mut child) = self.child.take() {
-            // SAFETY: signalling our own child.
-            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.d.stop();
         // 4. Processes left in the pod's cgroups (the pause process, containers, execs).
         let cgroups = self.pod_cgroups();
-        for root in &cgroups {
-            let mut dirs = Vec::new();
-            cgroup_dirs_depth_first(root, &mut dirs);
-            for d in &dirs {
-                let _ = fs::write(d.join("freezer.state"), "THAWED");
-                for pid in fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default().lines() {
-                    kill_pid(pid.trim().parse().unwrap_or(0));
-                }
-            }
-        }
-        // 5. Mounts under our dir (rootfs overlays, the pod's /dev/shm), deepest first.
-        let mut mounts = self.mounts();
-        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for m in mounts {
-            let c = CString::new(m).unwrap();
-            // SAFETY: umount2 with a valid NUL-terminated path.
-            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-        }
-        // 6. The pod's cgroup parent, depth first, in every controller.
-        for root in &cgroups {
-            let mut dirs = Vec::new();
-            cgroup_dirs_depth_first(root, &mut dirs);
-            for d in dirs {
-                for _ in 0..50 {
-                    if fs::remove_dir(&d).is_ok() || !d.exists() {
-                        break;
-                    }
-                    thread::sleep(Duration::from_millis(20));
-                }
-            }
-        }
+        kill_cgroup_procs(&cgroups);
+        // 5. Mounts under our dir (rootfs overlays, the pod's /dev/shm).
+        self.unmount_all();
+        // 6. The pod's cgroup parent in every controller.
+        remove_cgroups(&cgroups);
         // 7. The runtime's state of our sandboxes and containers (the namespace's directory
         //    too, once empty: other users of k8s.io keep theirs).
         let ids = std::mem::take(&mut *self.ids.lock().unwrap_or_else(|p| p.into_inner()));
