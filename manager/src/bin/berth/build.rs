@@ -14,9 +14,9 @@ use clap::{ArgAction, Args};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::auth;
-use crate::client::{ClientError, Lines, Req};
+use crate::client::Req;
 use crate::cp::{self, TarWriter};
-use crate::progress::{Message, Renderer};
+use crate::progress::{Messages, Renderer};
 use crate::reference::Reference;
 use crate::{Ctx, StatusError};
 
@@ -439,23 +439,16 @@ fn registry_config(ctx: &Ctx) -> anyhow::Result<Option<String>> {
 /// Renders the build's stream; returns the image ID the daemon reported. An error in the
 /// stream is the command's failure (its code, else 1), after any output `-q` held back.
 async fn render(resp: hyper::Response<hyper::body::Incoming>, quiet: bool) -> anyhow::Result<Option<String>> {
-    let mut lines = Lines::new(resp);
+    let mut messages = Messages::new(resp);
     let mut pulls: Option<Renderer> = None;
     let mut id: Option<String> = None;
     let mut held = String::new();
     let mut stdout = io::stdout();
     let result = loop {
-        let line = match lines.next_line().await {
-            Ok(Some(line)) => line,
+        let msg = match messages.next().await {
+            Ok(Some(m)) => m,
             Ok(None) => break Ok(()),
-            Err(e) => break Err(anyhow::Error::from(e)),
-        };
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let msg: Message = match serde_json::from_slice(&line) {
-            Ok(m) => m,
-            Err(e) => break Err(ClientError::Decode(format!("{e}: {}", String::from_utf8_lossy(&line))).into()),
+            Err(e) => break Err(e),
         };
         if let Some(i) = msg.info.aux.as_ref().and_then(|a| a.id.clone()) {
             id = Some(i);

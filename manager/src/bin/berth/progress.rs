@@ -213,23 +213,36 @@ pub async fn render(resp: Response<Incoming>, quiet: bool) -> anyhow::Result<()>
 }
 
 /// [`render`] to stderr when `to_stderr`.
+/// A JSON message stream (pull, push, build, load), one decoded message at a time.
+pub struct Messages(Lines);
+
+impl Messages {
+    pub fn new(resp: Response<Incoming>) -> Self {
+        Messages(Lines::new(resp))
+    }
+
+    /// The next message; None at the end of the stream. Blank lines are skipped.
+    pub async fn next(&mut self) -> anyhow::Result<Option<Message>> {
+        loop {
+            let Some(line) = self.0.next_line().await? else { return Ok(None) };
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            return serde_json::from_slice(&line)
+                .map(Some)
+                .map_err(|e| ClientError::Decode(format!("{e}: {}", String::from_utf8_lossy(&line))).into());
+        }
+    }
+}
+
 pub async fn render_to(resp: Response<Incoming>, quiet: bool, to_stderr: bool) -> anyhow::Result<()> {
-    let mut lines = Lines::new(resp);
+    let mut messages = Messages::new(resp);
     let mut renderer = Renderer::with_target(quiet, to_stderr);
     let result = loop {
-        let line = match lines.next_line().await {
-            Ok(Some(line)) => line,
+        let msg = match messages.next().await {
+            Ok(Some(m)) => m,
             Ok(None) => break Ok(()),
-            Err(e) => break Err(anyhow::Error::from(e)),
-        };
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let msg: Message = match serde_json::from_slice(&line) {
-            Ok(m) => m,
-            Err(e) => {
-                break Err(ClientError::Decode(format!("{e}: {}", String::from_utf8_lossy(&line))).into());
-            }
+            Err(e) => break Err(e),
         };
         if let Some(err) = msg.error_text() {
             break Err(StreamError(err).into());
